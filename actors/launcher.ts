@@ -1,0 +1,155 @@
+// `penncloud up`: starts every node of the topology that lives on this machine, one OS process each,
+// supervises them (a node that dies is restarted after timeouts.restart_delay_ms), prints the URL to
+// open, and stops everything cleanly on Ctrl-C / SIGTERM. Each node's output goes to <data>/logs/<node>.log;
+// <data>/cluster.json records the pids so `penncloud status` can show them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { hostname, networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { endpoint, type Topology } from '../transport/topology.js';
+import { StoreClient } from './session.js';
+
+export interface LaunchedNode {
+  name: string;
+  kind: 'master' | 'storage';
+}
+
+/** True when `host` names this machine. */
+export function isLocalHost(host: string): boolean {
+  if (['127.0.0.1', 'localhost', '::1', '0.0.0.0', hostname()].includes(host) || host.startsWith('127.')) return true;
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address === host));
+}
+
+export function localNodes(topo: Topology): LaunchedNode[] {
+  const out: LaunchedNode[] = [];
+  if (isLocalHost(topo.master.host)) out.push({ name: topo.master.name, kind: 'master' });
+  for (const s of topo.storage) if (isLocalHost(s.host)) out.push({ name: s.name, kind: 'storage' });
+  return out;
+}
+
+export interface ClusterFile {
+  launcherPid: number;
+  topology: string;
+  pids: Record<string, number>;
+}
+
+export function clusterFilePath(dataRoot: string): string {
+  return join(dataRoot, 'cluster.json');
+}
+
+export function readClusterFile(dataRoot: string): ClusterFile | null {
+  try {
+    return JSON.parse(readFileSync(clusterFilePath(dataRoot), 'utf8')) as ClusterFile;
+  } catch {
+    return null;
+  }
+}
+
+const CLI = fileURLToPath(new URL('../penncloud.js', import.meta.url));
+
+export interface UpOptions {
+  topologyFile: string;
+  dataRoot: string;
+  /** Where the launcher's own lines go (the URL line, restarts). */
+  say: (line: string) => void;
+}
+
+export async function up(topo: Topology, opts: UpOptions): Promise<{ stop: () => Promise<void>; done: Promise<void> }> {
+  const nodes = localNodes(topo);
+  if (nodes.length === 0) throw new Error(`no node of ${topo.file} lives on this machine (${hostname()})`);
+  await refuseIfRunning(topo);
+  const logDir = join(opts.dataRoot, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const children = new Map<string, ChildProcess>();
+  const pids: Record<string, number> = {};
+  let stopping = false;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+
+  const writeClusterFile = (): void => {
+    const file: ClusterFile = { launcherPid: process.pid, topology: topo.file, pids };
+    writeFileSync(clusterFilePath(opts.dataRoot), JSON.stringify(file, null, 2));
+  };
+
+  const start = (node: LaunchedNode): void => {
+    const fd = openSync(join(logDir, `${node.name}.log`), 'a');
+    const child = spawn(process.execPath, [CLI, 'node', node.name, '--topology', opts.topologyFile, '--data', opts.dataRoot], {
+      stdio: ['ignore', fd, fd],
+    });
+    closeSync(fd);
+    children.set(node.name, child);
+    if (child.pid !== undefined) pids[node.name] = child.pid;
+    writeClusterFile();
+    child.on('exit', (code, signal) => {
+      children.delete(node.name);
+      delete pids[node.name];
+      if (stopping) {
+        if (children.size === 0) resolveDone();
+        return;
+      }
+      writeClusterFile();
+      opts.say(`node ${node.name} exited (${signal ?? `code ${code}`}); restarting in ${topo.timeouts.restartDelayMs} ms`);
+      setTimeout(() => {
+        if (!stopping) start(node);
+      }, topo.timeouts.restartDelayMs);
+    });
+  };
+
+  // The master first, so storage nodes find it on their first heartbeat.
+  for (const n of nodes) start(n);
+
+  const stop = async (): Promise<void> => {
+    if (stopping) return done;
+    stopping = true;
+    if (children.size === 0) resolveDone();
+    for (const c of children.values()) c.kill('SIGTERM');
+    const killer = setTimeout(() => {
+      for (const c of children.values()) c.kill('SIGKILL');
+    }, 15_000);
+    await done;
+    clearTimeout(killer);
+    rmSync(clusterFilePath(opts.dataRoot), { force: true });
+  };
+
+  try {
+    await waitUntilReady(topo, nodes);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { stop, done };
+}
+
+async function refuseIfRunning(topo: Topology): Promise<void> {
+  const client = StoreClient.fromTopology(topo, { timeoutMs: 300, maxAttempts: 1 });
+  try {
+    await client.status();
+    throw new Error(`a cluster is already running: the master at ${endpoint(topo.master.host, topo.master.port)} answers`);
+  } catch (e) {
+    if ((e as Error).message.startsWith('a cluster is already running')) throw e;
+  } finally {
+    await client.close();
+  }
+}
+
+/** Waits until the master answers and every local storage node is alive (bounded). */
+async function waitUntilReady(topo: Topology, nodes: LaunchedNode[], timeoutMs = 60_000): Promise<void> {
+  const client = StoreClient.fromTopology(topo, { timeoutMs: 500, maxAttempts: 1 });
+  const want = nodes.filter((n) => n.kind === 'storage').map((n) => n.name);
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (Date.now() < deadline) {
+      try {
+        const st = await client.status();
+        if (want.every((name) => st.nodes.find((n) => n.name === name)?.state === 'alive')) return;
+      } catch {
+        // not up yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`cluster did not come up within ${timeoutMs / 1000} s; see the logs`);
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,211 @@
+// The session (client) actor: what every other component uses to reach the store.
+// It caches the tablet map, sends each request straight to the worker of the node that holds the row,
+// and when a node answers "not mine" / "unavailable" or cannot be reached, refreshes the map and
+// retries, a bounded number of times. A write whose reply never came is reported as outcome unknown
+// (StoreError 'unknown') and never retried blindly: it may have been applied.
+import type { Cursor, DataRequest, NodeInfoRep, Reply, ScanRep, StatusRep, TabletMap } from '../transport/messages.js';
+import { mapNode, tabletOf, workerEndpoint } from '../transport/partition.js';
+import { RpcClient, RpcError } from '../transport/rpc.js';
+import { endpoint, type Topology } from '../transport/topology.js';
+
+export type StoreErrorCode = 'unavailable' | 'unknown' | 'bad_request' | 'too_big' | 'internal';
+
+export class StoreError extends Error {
+  override name = 'StoreError';
+  constructor(readonly code: StoreErrorCode, message: string) {
+    super(message);
+  }
+}
+
+export interface StoreClientOptions {
+  master: string; // tcp endpoint of the master
+  timeoutMs: number; // per attempt
+  maxInflight: number; // per socket
+  maxMessageBytes: number;
+  maxAttempts?: number; // default 10
+}
+
+export type Bytes = Uint8Array | string;
+
+function toBytes(v: Bytes): Uint8Array {
+  return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class StoreClient {
+  private cachedMap: TabletMap | null = null;
+  private refreshing: Promise<TabletMap> | null = null;
+  private readonly sockets = new Map<string, RpcClient>();
+  private readonly master: RpcClient;
+  private readonly maxAttempts: number;
+  /** Counters a caller can read: requests sent, retries, map refreshes. */
+  readonly counters = { requests: 0, retries: 0, refreshes: 0 };
+
+  constructor(private readonly opts: StoreClientOptions) {
+    this.maxAttempts = opts.maxAttempts ?? 10;
+    this.master = this.socket(opts.master);
+  }
+
+  static fromTopology(topo: Topology, overrides: Partial<StoreClientOptions> = {}): StoreClient {
+    return new StoreClient({
+      master: endpoint(topo.master.host, topo.master.port),
+      timeoutMs: topo.timeouts.requestMs,
+      maxInflight: topo.limits.maxInflight,
+      maxMessageBytes: topo.limits.maxMessageBytes,
+      ...overrides,
+    });
+  }
+
+  // ---- the data API ----
+
+  /** The cell's bytes, or null when it does not exist. */
+  async get(row: string, col: string): Promise<Uint8Array | null> {
+    const rep = await this.data(row, (tablet) => ({ t: 'get', tablet, row, col }));
+    if (rep.t === 'value') return rep.value;
+    if (rep.t === 'not_found') return null;
+    throw unexpected(rep);
+  }
+
+  async put(row: string, col: string, value: Bytes): Promise<void> {
+    const rep = await this.data(row, (tablet) => ({ t: 'put', tablet, row, col, value: toBytes(value) }));
+    if (rep.t !== 'ok') throw unexpected(rep);
+  }
+
+  /** Writes `value` only if the cell holds `expect` (null: only if absent). True when it did. */
+  async cput(row: string, col: string, expect: Bytes | null, value: Bytes): Promise<boolean> {
+    const rep = await this.data(row, (tablet) => ({ t: 'cput', tablet, row, col, expect: expect === null ? null : toBytes(expect), value: toBytes(value) }));
+    if (rep.t === 'ok') return true;
+    if (rep.t === 'mismatch') return false;
+    throw unexpected(rep);
+  }
+
+  /** Deletes the cell; false when it did not exist. */
+  async delete(row: string, col: string): Promise<boolean> {
+    const rep = await this.data(row, (tablet) => ({ t: 'del', tablet, row, col }));
+    if (rep.t === 'ok') return true;
+    if (rep.t === 'not_found') return false;
+    throw unexpected(rep);
+  }
+
+  /** Column names of a row, sorted. */
+  async cols(row: string): Promise<string[]> {
+    const rep = await this.data(row, (tablet) => ({ t: 'cols', tablet, row }));
+    if (rep.t === 'cols') return rep.cols;
+    throw unexpected(rep);
+  }
+
+  // ---- admin ----
+
+  /** The current map (cached; refreshed when stale). */
+  async map(fresh = false): Promise<TabletMap> {
+    if (fresh || this.cachedMap === null) return this.refreshMap();
+    return this.cachedMap;
+  }
+
+  async status(): Promise<StatusRep> {
+    const rep = await this.master.request({ t: 'status' });
+    if (rep.t !== 'status') throw unexpected(rep);
+    if (this.cachedMap === null || rep.map.version > this.cachedMap.version) this.cachedMap = rep.map;
+    return rep;
+  }
+
+  /** Tablets held by a node, with their log positions. */
+  async nodeInfo(node: string): Promise<NodeInfoRep> {
+    const n = mapNode(await this.map(), node);
+    if (!n) throw new StoreError('bad_request', `no storage node named '${node}'`);
+    const rep = await this.socket(n.control).request({ t: 'node_info' });
+    if (rep.t !== 'node_info') throw unexpected(rep);
+    return rep;
+  }
+
+  /** One page of a tablet's cells on a given node, after `after`. */
+  async scan(node: string, tablet: number, after: Cursor | null, limit: number): Promise<ScanRep> {
+    const map = await this.map();
+    const n = mapNode(map, node);
+    if (!n) throw new StoreError('bad_request', `no storage node named '${node}'`);
+    if (tablet < 0 || tablet >= map.tablets) throw new StoreError('bad_request', `no tablet ${tablet} (there are ${map.tablets})`);
+    const rep = await this.socket(workerEndpoint(n, tablet)).request({ t: 'scan', tablet, after, limit });
+    if (rep.t === 'scan') return rep;
+    throw unexpected(rep);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.sockets.values()].map((s) => s.close()));
+    this.sockets.clear();
+  }
+
+  // ---- routing and retries ----
+
+  private socket(ep: string): RpcClient {
+    let s = this.sockets.get(ep);
+    if (!s) {
+      s = new RpcClient(ep, { timeoutMs: this.opts.timeoutMs, maxInflight: this.opts.maxInflight, maxMessageBytes: this.opts.maxMessageBytes });
+      this.sockets.set(ep, s);
+    }
+    return s;
+  }
+
+  private refreshMap(): Promise<TabletMap> {
+    if (this.refreshing) return this.refreshing;
+    this.counters.refreshes++;
+    this.refreshing = (async () => {
+      try {
+        const rep = await this.master.request({ t: 'map', known: this.cachedMap?.version ?? 0 });
+        if (rep.t !== 'map' || rep.map === null) throw unexpected(rep);
+        if (this.cachedMap === null || rep.map.version >= this.cachedMap.version) this.cachedMap = rep.map;
+        return this.cachedMap;
+      } catch (e) {
+        if (this.cachedMap !== null) return this.cachedMap; // keep going with what we know
+        if (e instanceof RpcError) throw new StoreError('unavailable', `cannot reach the master at ${this.opts.master}: ${e.message}`);
+        throw e;
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  private async data(row: string, build: (tablet: number) => DataRequest): Promise<Reply> {
+    let map = await this.map();
+    const req = build(tabletOf(row, map.tablets));
+    const isRead = req.t === 'get' || req.t === 'cols' || req.t === 'scan';
+    let lastProblem = '';
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      if (attempt > 0) {
+        this.counters.retries++;
+        await sleep(Math.min(250, 10 * 2 ** (attempt - 1)));
+        map = await this.refreshMap();
+      }
+      const assignment = map.assignments[req.tablet];
+      const node = assignment && mapNode(map, assignment.primary);
+      if (!node) throw new StoreError('internal', `tablet map has no primary for tablet ${req.tablet}`);
+      this.counters.requests++;
+      let rep: Reply;
+      try {
+        rep = await this.socket(workerEndpoint(node, req.tablet)).request(req);
+      } catch (e) {
+        if (!(e instanceof RpcError)) throw e;
+        // A request that never left, or a read, can be retried; a write that may have landed cannot.
+        if (e.notSent || isRead) {
+          lastProblem = e.message;
+          continue;
+        }
+        throw new StoreError('unknown', `${req.t} on ${node.name}: ${e.message}; the write may or may not have been applied`);
+      }
+      if (rep.t !== 'error') return rep;
+      if (rep.code === 'not_mine' || rep.code === 'unavailable' || rep.code === 'busy') {
+        lastProblem = `${node.name}: ${rep.message}`;
+        continue;
+      }
+      if (rep.code === 'internal' && !isRead) throw new StoreError('unknown', `${node.name}: ${rep.message}`);
+      throw new StoreError(rep.code === 'too_big' ? 'too_big' : rep.code === 'bad_request' ? 'bad_request' : 'internal', `${node.name}: ${rep.message}`);
+    }
+    throw new StoreError('unavailable', `tablet ${req.tablet} unavailable after ${this.maxAttempts} attempts: ${lastProblem}`);
+  }
+}
+
+function unexpected(rep: Reply): StoreError {
+  if (rep.t === 'error') return new StoreError(rep.code === 'bad_request' ? 'bad_request' : 'internal', rep.message);
+  return new StoreError('internal', `unexpected reply '${rep.t}'`);
+}

@@ -1,0 +1,149 @@
+// The state of one tablet as a pure state machine: a sparse table row -> column -> bytes.
+// `decide` turns a request into a reply and (for a write that changes something) a log record;
+// `apply` applies a log record. No I/O here: the tablet actor persists records before replying.
+import type { Cell, Cursor, DataRequest, Reply } from '../../transport/messages.js';
+import type { LogRecord } from './wal.js';
+
+export interface Decision {
+  reply: Reply;
+  /** The write to log and apply, if the request changes the table. */
+  record: LogRecord | null;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+
+function compareCells(ar: string, ac: string, br: string, bc: string): number {
+  if (ar !== br) return ar < br ? -1 : 1;
+  if (ac !== bc) return ac < bc ? -1 : 1;
+  return 0;
+}
+
+export class TabletState {
+  private readonly rows = new Map<string, Map<string, Uint8Array>>();
+  private cellCount = 0;
+  private byteCount = 0;
+  /** (row, col) pairs in order, built lazily for paging and dropped on any insert or delete. */
+  private sorted: Cursor[] | null = null;
+
+  constructor(readonly id: number, public lsn = 0, public epoch = 1) {}
+
+  get cells(): number {
+    return this.cellCount;
+  }
+
+  get bytes(): number {
+    return this.byteCount;
+  }
+
+  get(row: string, col: string): Uint8Array | undefined {
+    return this.rows.get(row)?.get(col);
+  }
+
+  /** Decides a request against the current state. Writes get the next lsn but are not applied yet. */
+  decide(req: DataRequest, maxScan: number): Decision {
+    switch (req.t) {
+      case 'get': {
+        const v = this.get(req.row, req.col);
+        return { reply: v === undefined ? { t: 'not_found' } : { t: 'value', value: v }, record: null };
+      }
+      case 'cols': {
+        const cols = this.rows.get(req.row);
+        return { reply: { t: 'cols', cols: cols ? [...cols.keys()].sort() : [] }, record: null };
+      }
+      case 'scan':
+        return { reply: this.scan(req.after, Math.min(req.limit, maxScan)), record: null };
+      case 'put':
+        return { reply: { t: 'ok' }, record: this.record('put', req.row, req.col, req.value) };
+      case 'del': {
+        if (this.get(req.row, req.col) === undefined) return { reply: { t: 'not_found' }, record: null };
+        return { reply: { t: 'ok' }, record: this.record('del', req.row, req.col) };
+      }
+      case 'cput': {
+        const current = this.get(req.row, req.col);
+        const matches = req.expect === null ? current === undefined : current !== undefined && sameBytes(current, req.expect);
+        if (!matches) return { reply: { t: 'mismatch', current: current ?? null }, record: null };
+        // CPUT is decided here and logged as its outcome: a plain put.
+        return { reply: { t: 'ok' }, record: this.record('put', req.row, req.col, req.value) };
+      }
+    }
+  }
+
+  private record(kind: 'put' | 'del', row: string, col: string, value?: Uint8Array): LogRecord {
+    const rec: LogRecord = { lsn: this.lsn + 1, epoch: this.epoch, kind, row, col };
+    if (value !== undefined) rec.value = value;
+    return rec;
+  }
+
+  /** Applies a logged write. Records must come in lsn order without gaps. */
+  apply(rec: LogRecord): void {
+    if (rec.lsn !== this.lsn + 1) throw new Error(`tablet ${this.id}: record lsn ${rec.lsn} does not follow ${this.lsn}`);
+    if (rec.kind === 'put') this.putCell(rec.row, rec.col, rec.value ?? new Uint8Array(0));
+    else this.deleteCell(rec.row, rec.col);
+    this.lsn = rec.lsn;
+  }
+
+  /** Loads a cell from a checkpoint (no lsn change). */
+  putCell(row: string, col: string, value: Uint8Array): void {
+    let cols = this.rows.get(row);
+    if (!cols) {
+      cols = new Map();
+      this.rows.set(row, cols);
+    }
+    const old = cols.get(col);
+    if (old === undefined) {
+      this.cellCount++;
+      this.sorted = null;
+    } else {
+      this.byteCount -= old.length;
+    }
+    this.byteCount += value.length;
+    cols.set(col, value);
+  }
+
+  private deleteCell(row: string, col: string): void {
+    const cols = this.rows.get(row);
+    const old = cols?.get(col);
+    if (!cols || old === undefined) return;
+    cols.delete(col);
+    if (cols.size === 0) this.rows.delete(row);
+    this.cellCount--;
+    this.byteCount -= old.length;
+    this.sorted = null;
+  }
+
+  *allCells(): Generator<[string, string, Uint8Array]> {
+    for (const [row, cols] of this.rows) for (const [col, v] of cols) yield [row, col, v];
+  }
+
+  private sortedCells(): Cursor[] {
+    if (this.sorted === null) {
+      const all: Cursor[] = [];
+      for (const [row, cols] of this.rows) for (const col of cols.keys()) all.push([row, col]);
+      all.sort((a, b) => compareCells(a[0], a[1], b[0], b[1]));
+      this.sorted = all;
+    }
+    return this.sorted;
+  }
+
+  /** A page of cells strictly after `after`, and the cursor of the next page (null at the end). */
+  scan(after: Cursor | null, limit: number): Reply {
+    const all = this.sortedCells();
+    let lo = 0;
+    if (after !== null) {
+      let hi = all.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        const c = all[mid]!;
+        if (compareCells(c[0], c[1], after[0], after[1]) <= 0) lo = mid + 1;
+        else hi = mid;
+      }
+    }
+    const page = all.slice(lo, lo + Math.max(1, limit));
+    const cells: Cell[] = page.map(([r, c]) => [r, c, this.get(r, c)!]);
+    const last = page[page.length - 1];
+    const next = lo + page.length < all.length && last ? last : null;
+    return { t: 'scan', cells, next };
+  }
+}

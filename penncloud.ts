@@ -1,0 +1,200 @@
+#!/usr/bin/env node
+// The penncloud command line: up, node, status, kv, bench.
+// User mistakes: one line on stderr, exit 2. Not found / CPUT mismatch: exit 1.
+import { Command, CommanderError } from 'commander';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { runMaster } from './actors/master.js';
+import { localNodes, readClusterFile, up } from './actors/launcher.js';
+import { StoreClient, StoreError } from './actors/session.js';
+import { runStorageNode } from './actors/storage/node.js';
+import { ConfigError, dataRoot, endpoint, loadTopology, storageNode, type Topology } from './transport/topology.js';
+
+class UsageError extends Error {}
+/** Exit 1 with a message: the cell is missing or a CPUT did not match. */
+class NegativeAnswer extends Error {}
+
+interface CommonOpts {
+  topology: string;
+  data?: string;
+}
+
+const DEFAULT_TOPOLOGY = process.env['PENNCLOUD_TOPOLOGY'] ?? 'topology.toml';
+
+function topologyOf(o: CommonOpts): Topology {
+  return loadTopology(o.topology);
+}
+
+async function withClient<T>(o: CommonOpts, fn: (c: StoreClient, topo: Topology) => Promise<T>): Promise<T> {
+  const topo = topologyOf(o);
+  const client = StoreClient.fromTopology(topo, { maxAttempts: 6 });
+  try {
+    return await fn(client, topo);
+  } finally {
+    await client.close();
+  }
+}
+
+async function readStdin(): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of process.stdin) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+function writeOut(data: Uint8Array | string): Promise<void> {
+  return new Promise((resolve, reject) => process.stdout.write(data, (e) => (e ? reject(e) : resolve())));
+}
+
+function waitForSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+const program = new Command();
+program
+  .name('penncloud')
+  .description('penncloud: webmail and a web drive on a replicated key-value store')
+  .exitOverride()
+  .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') });
+
+const withTopology = (c: Command): Command => c.option('--topology <file>', 'topology file', DEFAULT_TOPOLOGY);
+
+withTopology(program.command('up'))
+  .description('start every node of the topology that lives on this machine, and supervise them')
+  .option('--data <dir>', 'data directory (default: cluster.data_dir of the topology)')
+  .action(async (o: CommonOpts) => {
+    const topo = topologyOf(o);
+    const root = dataRoot(topo, o.data);
+    const nodes = localNodes(topo);
+    const cluster = await up(topo, { topologyFile: topo.file, dataRoot: root, say: (l) => console.log(l) });
+    console.log(`penncloud is up (${nodes.length} nodes, data in ${root}): master at ${endpoint(topo.master.host, topo.master.port)}`);
+    const signal = await Promise.race([waitForSignal(), cluster.done.then(() => 'exit')]);
+    if (signal !== 'exit') console.log(`\n${signal}: stopping every node...`);
+    await cluster.stop();
+    console.log('stopped');
+  });
+
+withTopology(program.command('node'))
+  .description('run one node of the topology in this process (master or a storage node)')
+  .argument('<name>', 'node name from the topology')
+  .option('--data <dir>', 'data directory')
+  .action(async (name: string, o: CommonOpts) => {
+    const topo = topologyOf(o);
+    const root = dataRoot(topo, o.data);
+    let handle: { stop(): Promise<void> };
+    if (name === topo.master.name) handle = await runMaster(topo);
+    else if (storageNode(topo, name)) handle = await runStorageNode(topo, name, root);
+    else throw new UsageError(`no node named '${name}' in ${topo.file} (nodes: ${[topo.master.name, ...topo.storage.map((s) => s.name)].join(', ')})`);
+    await waitForSignal();
+    await handle.stop();
+    process.exit(0);
+  });
+
+withTopology(program.command('status'))
+  .description('every node and its state; every tablet with its primary, replicas and epoch')
+  .option('--json', 'machine-readable output')
+  .option('--data <dir>', 'data directory (to find pids of nodes started by up)')
+  .action(async (o: CommonOpts & { json?: boolean }) => {
+    await withClient(o, async (client, topo) => {
+      const st = await client.status();
+      const launched = readClusterFile(dataRoot(topo, o.data));
+      const nodes = st.nodes.map((n) => ({ ...n, pid: launched?.pids[n.name] ?? null, reportedPid: n.pid }));
+      const tablets = st.map.assignments.map((a) => ({ id: a.id, primary: a.primary, replicas: a.replicas, epoch: a.epoch, lsn: a.lsn }));
+      if (o.json) {
+        await writeOut(JSON.stringify({ mapVersion: st.map.version, nodes, tablets }, null, 2) + '\n');
+        return;
+      }
+      const lines = ['NODE       KIND      STATE       PID      ADDRESS'];
+      for (const n of nodes) lines.push(`${n.name.padEnd(10)} ${n.kind.padEnd(9)} ${n.state.padEnd(11)} ${String(n.pid ?? '-').padEnd(8)} ${n.address}`);
+      lines.push('', 'TABLET  EPOCH  PRIMARY    REPLICAS (lsn)');
+      for (const t of tablets) {
+        lines.push(`${String(t.id).padEnd(7)} ${String(t.epoch).padEnd(6)} ${t.primary.padEnd(10)} ${t.replicas.map((r) => `${r}(${t.lsn[r] ?? '?'})`).join(' ')}`);
+      }
+      await writeOut(lines.join('\n') + '\n');
+    });
+  });
+
+const kv = program.command('kv').description('read and write cells of the store');
+withTopology(kv.command('put'))
+  .description('write a cell; VALUE from stdin when left out (binary-safe)')
+  .argument('<row>')
+  .argument('<col>')
+  .argument('[value]')
+  .action(async (row: string, col: string, value: string | undefined, o: CommonOpts) => {
+    const bytes = value === undefined ? await readStdin() : Buffer.from(value, 'utf8');
+    await withClient(o, (c) => c.put(row, col, bytes));
+  });
+withTopology(kv.command('get'))
+  .description('print a cell\'s raw bytes to stdout')
+  .argument('<row>')
+  .argument('<col>')
+  .action(async (row: string, col: string, o: CommonOpts) => {
+    const v = await withClient(o, (c) => c.get(row, col));
+    if (v === null) throw new NegativeAnswer(`no cell (${row}, ${col})`);
+    await writeOut(v);
+  });
+withTopology(kv.command('cput'))
+  .description('write NEW only if the cell holds OLD (with --absent: only if the cell does not exist; then give just NEW)')
+  .argument('<row>')
+  .argument('<col>')
+  .argument('<old>')
+  .argument('[new]')
+  .option('--absent', 'expect the cell to be absent')
+  .action(async (row: string, col: string, a: string, b: string | undefined, o: CommonOpts & { absent?: boolean }) => {
+    if (o.absent ? b !== undefined : b === undefined) throw new UsageError(o.absent ? 'with --absent give ROW COL NEW' : 'give ROW COL OLD NEW');
+    const ok = await withClient(o, (c) => (o.absent ? c.cput(row, col, null, a) : c.cput(row, col, a, b!)));
+    if (!ok) throw new NegativeAnswer(`cput of (${row}, ${col}) did not happen: the current value differs`);
+  });
+withTopology(kv.command('delete'))
+  .description('delete a cell')
+  .argument('<row>')
+  .argument('<col>')
+  .action(async (row: string, col: string, o: CommonOpts) => {
+    if (!(await withClient(o, (c) => c.delete(row, col)))) throw new NegativeAnswer(`no cell (${row}, ${col})`);
+  });
+withTopology(kv.command('cols'))
+  .description('list the columns of a row, one per line')
+  .argument('<row>')
+  .action(async (row: string, o: CommonOpts) => {
+    const cols = await withClient(o, (c) => c.cols(row));
+    await writeOut(cols.map((c) => c + '\n').join(''));
+  });
+
+program
+  .command('bench')
+  .description('benchmark the store on a cluster started in a temporary directory; prints a table and a JSON line')
+  .allowUnknownOption()
+  .action(async () => {
+    const script = fileURLToPath(new URL('./test/bench/kv-bench.js', import.meta.url));
+    const child = spawn(process.execPath, [script, ...process.argv.slice(3)], { stdio: 'inherit' });
+    const code = await new Promise<number>((r) => child.on('exit', (c) => r(c ?? 1)));
+    process.exitCode = code;
+  });
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+    process.exit(process.exitCode ?? 0);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exit(e.exitCode === 0 ? 0 : 2);
+    }
+    if (e instanceof NegativeAnswer) {
+      process.stderr.write(`penncloud: ${e.message}\n`);
+      process.exit(1);
+    }
+    if (e instanceof UsageError || e instanceof ConfigError || e instanceof StoreError) {
+      const hint = e instanceof StoreError && e.code === 'unavailable' ? ' (is the cluster running? start it with: npm start)' : '';
+      process.stderr.write(`penncloud: ${e.message}${hint}\n`);
+      process.exit(2);
+    }
+    const err = e as Error;
+    process.stderr.write(`penncloud: ${err.message}\n`);
+    if (process.env['PENNCLOUD_DEBUG']) process.stderr.write(`${err.stack}\n`);
+    process.exit(2);
+  }
+}
+
+await main();
