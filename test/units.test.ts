@@ -1,0 +1,240 @@
+// Unit tests of the pure parts: codec, message validation, topology, partitioning, tablet state, mailbox, eviction.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Actor } from '../actors/actor.js';
+import { MasterState, initialAssignments } from '../actors/master.js';
+import { TabletHost } from '../actors/storage/tablet-host.js';
+import { TabletState } from '../actors/storage/tablet-state.js';
+import { decodeFrame, encodeFrame, encodeValue, isProblem } from '../transport/codec.js';
+import type { Reply } from '../transport/messages.js';
+import { validateRequest } from '../transport/messages.js';
+import { hashRow, tabletOf } from '../transport/partition.js';
+import { ConfigError, parseTopology } from '../transport/topology.js';
+import { topologyText } from './support/cluster.js';
+
+describe('codec', () => {
+  it('round-trips every request and reply shape', () => {
+    const value = Buffer.from([0, 1, 2, 255]);
+    const bodies = [
+      { t: 'put', tablet: 3, row: 'r', col: 'c', value },
+      { t: 'cput', tablet: 0, row: 'ü', col: '', expect: null, value: Buffer.alloc(0) },
+      { t: 'scan', tablet: 1, after: ['a', 'b'], limit: 10 },
+      { t: 'scan', tablet: 1, after: null, limit: 10 },
+      { t: 'mismatch', current: value },
+      { t: 'error', code: 'not_mine', message: 'no' },
+    ] as const;
+    for (const body of bodies) {
+      const f = decodeFrame(encodeFrame(42, body as never), 1 << 20);
+      expect(isProblem(f)).toBe(false);
+      expect(f).toEqual({ id: 42, body });
+    }
+  });
+
+  it('reports garbage, wrong shapes and oversized frames without throwing', () => {
+    expect(isProblem(decodeFrame(Buffer.from([0xff, 0xfe, 0x00]), 100))).toBe(true);
+    expect(isProblem(decodeFrame(encodeFrame(1, { t: 'ok' }).subarray(0, 3), 100))).toBe(true);
+    expect(decodeFrame(Buffer.alloc(101), 100)).toMatchObject({ id: null, reason: expect.stringContaining('exceeds') });
+    expect(isProblem(decodeFrame(encodeValue('just a string'), 100))).toBe(true);
+    expect(isProblem(decodeFrame(encodeValue([-1, { t: 'ok' }]), 100))).toBe(true);
+  });
+
+  it('validates requests field by field', () => {
+    expect(validateRequest({ t: 'get', tablet: 1, row: 'r', col: 'c' })).toMatchObject({ t: 'get' });
+    expect(validateRequest({ t: 'get', tablet: -1, row: 'r', col: 'c' })).toBe('get.tablet must be int');
+    expect(validateRequest({ t: 'put', tablet: 1, row: 'r', col: 'c', value: 'text' })).toBe('put.value must be bytes');
+    expect(validateRequest({ t: 'nope' })).toMatch(/unknown request type/);
+    expect(validateRequest([1, 2])).toMatch(/must be a map/);
+    expect(validateRequest({ t: 'get', tablet: 1, row: 'x'.repeat(5000), col: 'c' })).toMatch(/row/);
+  });
+});
+
+describe('topology', () => {
+  const good = topologyText({ basePort: 9000, storageNodes: 3 });
+
+  it('parses a good file with defaults', () => {
+    const t = parseTopology(good);
+    expect(t.storage.map((s) => s.name)).toEqual(['s1', 's2', 's3']);
+    expect(t.storage[0]!.workerPorts).toEqual([9011, 9012]);
+    expect(t.cluster.mailDomain).toBe('penncloud.local');
+  });
+
+  it('names the offending key', () => {
+    const bad = (text: string): string => {
+      try {
+        parseTopology(text);
+        return 'no error';
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as Error).message;
+      }
+    };
+    expect(bad(good.replace('tablets = 16', 'tablets = "many"'))).toMatch(/cluster\.tablets must be an integer/);
+    expect(bad(good.replace('replication = 1', 'replication = 5'))).toMatch(/cluster\.replication/);
+    expect(bad(good.replace('[cluster]', '[cluster]\ntablet = 3'))).toMatch(/unknown key cluster\.tablet/);
+    expect(bad(good.replace('port = 9020', 'port = 9011'))).toMatch(/port 127\.0\.0\.1:9011/);
+    expect(bad(good.replace('name = "s2"', 'name = "s1"'))).toMatch(/'s1' is used twice/);
+    expect(bad('[cluster\n')).toMatch(/not valid TOML/);
+    expect(bad(good.replace(/\[\[storage\]\][^[]*/g, ''))).toMatch(/storage/);
+  });
+
+  it('spreads replica sets evenly', () => {
+    const t = parseTopology(topologyText({ basePort: 9000, storageNodes: 4, tablets: 32, replication: 3 }));
+    const a = initialAssignments(t);
+    const primaries = new Map<string, number>();
+    for (const x of a) {
+      expect(new Set(x.replicas).size).toBe(3);
+      primaries.set(x.primary, (primaries.get(x.primary) ?? 0) + 1);
+    }
+    expect([...primaries.values()]).toEqual([8, 8, 8, 8]);
+  });
+});
+
+describe('partitioning', () => {
+  it('is stable and spreads rows', () => {
+    expect(hashRow('alice')).toBe(hashRow('alice'));
+    const counts = new Array(16).fill(0);
+    for (let i = 0; i < 16_000; i++) counts[tabletOf(`user${i}`, 16)]++;
+    for (const c of counts) expect(c).toBeGreaterThan(700);
+  });
+});
+
+describe('master state', () => {
+  it('marks nodes alive on heartbeat and dead after node_dead_ms, bumping the map version', () => {
+    const m = new MasterState(parseTopology(topologyText({ basePort: 9000, storageNodes: 2 })));
+    expect(m.map().nodes.map((n) => n.state)).toEqual(['unknown', 'unknown']);
+    expect(m.heartbeat('s1', 10, [{ id: 0, resident: true, lsn: 7, cells: 1 }], 1000)).toBe(true);
+    expect(m.heartbeat('nobody', 10, [], 1000)).toBe(false);
+    const v = m.mapVersion;
+    m.tick(1500);
+    expect(m.map().nodes[0]!.state).toBe('alive');
+    expect(m.map().assignments[0]!.lsn).toEqual({ s1: 7 });
+    m.tick(1000 + 601);
+    expect(m.map().nodes[0]!.state).toBe('dead');
+    expect(m.mapVersion).toBeGreaterThan(v);
+  });
+});
+
+describe('tablet state machine', () => {
+  const put = (s: TabletState, row: string, col: string, v: string): Reply => {
+    const d = s.decide({ t: 'put', tablet: 0, row, col, value: Buffer.from(v) }, 100);
+    if (d.record) s.apply(d.record);
+    return d.reply;
+  };
+
+  it('decides writes as log records with consecutive lsns and applies them', () => {
+    const s = new TabletState(0);
+    put(s, 'r', 'a', '1');
+    put(s, 'r', 'b', '2');
+    expect(s.lsn).toBe(2);
+    expect(s.cells).toBe(2);
+    const del = s.decide({ t: 'del', tablet: 0, row: 'r', col: 'a' }, 100);
+    expect(del.record).toMatchObject({ lsn: 3, kind: 'del' });
+    s.apply(del.record!);
+    expect(s.decide({ t: 'del', tablet: 0, row: 'r', col: 'a' }, 100)).toEqual({ reply: { t: 'not_found' }, record: null });
+    expect(s.decide({ t: 'cols', tablet: 0, row: 'r' }, 100).reply).toEqual({ t: 'cols', cols: ['b'] });
+    expect(() => s.apply({ lsn: 9, epoch: 1, kind: 'put', row: 'x', col: 'y', value: Buffer.from('') })).toThrow(/does not follow/);
+  });
+
+  it('decides CPUT at the state and logs only its outcome', () => {
+    const s = new TabletState(0);
+    const absent = s.decide({ t: 'cput', tablet: 0, row: 'r', col: 'c', expect: null, value: Buffer.from('x') }, 100);
+    expect(absent.reply).toEqual({ t: 'ok' });
+    expect(absent.record).toMatchObject({ kind: 'put', lsn: 1 });
+    s.apply(absent.record!);
+    const wrong = s.decide({ t: 'cput', tablet: 0, row: 'r', col: 'c', expect: Buffer.from('y'), value: Buffer.from('z') }, 100);
+    expect(wrong.record).toBeNull();
+    expect(wrong.reply).toEqual({ t: 'mismatch', current: Buffer.from('x') });
+    const right = s.decide({ t: 'cput', tablet: 0, row: 'r', col: 'c', expect: Buffer.from('x'), value: Buffer.from('z') }, 100);
+    expect(right.reply).toEqual({ t: 'ok' });
+  });
+
+  it('pages in (row, col) order with a cursor, each cell once', () => {
+    const s = new TabletState(0);
+    for (let i = 0; i < 57; i++) put(s, `row${String(i % 19).padStart(2, '0')}`, `c${i}`, 'v');
+    const seen: string[] = [];
+    let after: [string, string] | null = null;
+    do {
+      const rep = s.scan(after, 10);
+      if (rep.t !== 'scan') throw new Error('scan');
+      seen.push(...rep.cells.map(([r, c]) => `${r}/${c}`));
+      after = rep.next;
+    } while (after);
+    expect(seen.length).toBe(57);
+    expect([...seen].sort()).toEqual(seen);
+  });
+});
+
+describe('actor mailbox', () => {
+  class Recorder extends Actor<number> {
+    log: string[] = [];
+    protected override receive(n: number): void | Promise<void> {
+      this.log.push(`start ${n}`);
+      if (n % 2 === 0) {
+        return new Promise((r) =>
+          setTimeout(() => {
+            this.log.push(`end ${n}`);
+            r();
+          }, 5),
+        );
+      }
+      if (n === 7) throw new Error('boom');
+      this.log.push(`end ${n}`);
+    }
+  }
+
+  it('handles one message at a time, in order, even when handlers are async', async () => {
+    const a = new Recorder('rec', 100);
+    for (const n of [1, 2, 3, 4, 5]) a.tell(n);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(a.log).toEqual(['start 1', 'end 1', 'start 2', 'end 2', 'start 3', 'end 3', 'start 4', 'end 4', 'start 5', 'end 5']);
+  });
+
+  it('bounds its mailbox and stops when a handler crashes', async () => {
+    const a = new Recorder('rec', 2);
+    expect(a.tell(2)).toBe(true); // running
+    expect(a.tell(4)).toBe(true);
+    expect(a.tell(6)).toBe(true);
+    expect(a.tell(8)).toBe(false); // full
+    await new Promise((r) => setTimeout(r, 50));
+    a.tell(7);
+    expect(a.isStopped).toBe(true);
+    expect(a.tell(1)).toBe(false);
+  });
+});
+
+describe('tablet host eviction', () => {
+  it('keeps at most `resident` tablets in memory, checkpoints the evicted, and reloads them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'penncloud-host-'));
+    const opts = { dir, resident: 2, maxRecordBytes: 1 << 20, checkpointBytes: 1 << 30, maxScan: 100, mailbox: 100, log: () => undefined };
+    const host = new TabletHost(opts);
+    host.setAssigned([0, 1, 2, 3, 4]);
+    const call = (tablet: number, row: string, value?: string): Promise<Reply> =>
+      new Promise((resolve) =>
+        host.dispatch(value === undefined ? { t: 'get', tablet, row, col: 'c' } : { t: 'put', tablet, row, col: 'c', value: Buffer.from(value) }, resolve),
+      );
+    for (let round = 0; round < 3; round++) {
+      for (let t = 0; t < 5; t++) expect(await call(t, `r${round}`, `t${t} round ${round}`)).toEqual({ t: 'ok' });
+      expect(host.residentCount).toBeLessThanOrEqual(2);
+    }
+    for (let t = 0; t < 5; t++) {
+      for (let round = 0; round < 3; round++) {
+        const rep = await call(t, `r${round}`);
+        expect(rep.t === 'value' && Buffer.from(rep.value).toString()).toBe(`t${t} round ${round}`);
+      }
+    }
+    expect(host.evictions).toBeGreaterThan(5);
+    const reports = host.reports();
+    expect(reports.filter((r) => r.resident).length).toBeLessThanOrEqual(2);
+    expect(reports.filter((r) => !r.resident).every((r) => r.lsn === 3)).toBe(true);
+    // Requests for tablets not assigned are the caller's job (the worker answers not_mine); closeAll checkpoints.
+    await host.closeAll(true);
+    const again = new TabletHost(opts);
+    again.setAssigned([0, 1, 2, 3, 4]);
+    const rep = await new Promise<Reply>((resolve) => again.dispatch({ t: 'get', tablet: 4, row: 'r2', col: 'c' }, resolve));
+    expect(rep.t === 'value' && Buffer.from(rep.value).toString()).toBe('t4 round 2');
+    await again.closeAll(false);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
