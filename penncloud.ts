@@ -84,7 +84,7 @@ withTopology(program.command('node'))
     const topo = topologyOf(o);
     const root = dataRoot(topo, o.data);
     let handle: { stop(): Promise<void> };
-    if (name === topo.master.name) handle = await runMaster(topo);
+    if (name === topo.master.name) handle = await runMaster(topo, root);
     else if (storageNode(topo, name)) handle = await runStorageNode(topo, name, root);
     else throw new UsageError(`no node named '${name}' in ${topo.file} (nodes: ${[topo.master.name, ...topo.storage.map((s) => s.name)].join(', ')})`);
     await waitForSignal();
@@ -101,16 +101,17 @@ withTopology(program.command('status'))
       const st = await client.status();
       const launched = readClusterFile(dataRoot(topo, o.data));
       const nodes = st.nodes.map((n) => ({ ...n, pid: launched?.pids[n.name] ?? null, reportedPid: n.pid }));
-      const tablets = st.map.assignments.map((a) => ({ id: a.id, primary: a.primary, replicas: a.replicas, epoch: a.epoch, lsn: a.lsn }));
+      const tablets = st.map.assignments.map((a) => ({ id: a.id, primary: a.primary, replicas: a.replicas, inSync: a.inSync, epoch: a.epoch, lsn: a.lsn }));
       if (o.json) {
         await writeOut(JSON.stringify({ mapVersion: st.map.version, nodes, tablets }, null, 2) + '\n');
         return;
       }
       const lines = ['NODE       KIND      STATE       PID      ADDRESS'];
       for (const n of nodes) lines.push(`${n.name.padEnd(10)} ${n.kind.padEnd(9)} ${n.state.padEnd(11)} ${String(n.pid ?? '-').padEnd(8)} ${n.address}`);
-      lines.push('', 'TABLET  EPOCH  PRIMARY    REPLICAS (lsn)');
+      lines.push('', 'TABLET  EPOCH  PRIMARY    REPLICAS (log position; * = not in sync)');
       for (const t of tablets) {
-        lines.push(`${String(t.id).padEnd(7)} ${String(t.epoch).padEnd(6)} ${t.primary.padEnd(10)} ${t.replicas.map((r) => `${r}(${t.lsn[r] ?? '?'})`).join(' ')}`);
+        const reps = t.replicas.map((r) => `${r}(${t.lsn[r] ?? '?'})${t.inSync.includes(r) ? '' : '*'}`).join(' ');
+        lines.push(`${String(t.id).padEnd(7)} ${String(t.epoch).padEnd(6)} ${(t.primary ?? '(electing)').padEnd(10)} ${reps}`);
       }
       await writeOut(lines.join('\n') + '\n');
     });
@@ -162,10 +163,25 @@ withTopology(kv.command('cols'))
     await writeOut(cols.map((c) => c + '\n').join(''));
   });
 
+const adminCmd = program.command('admin').description('fault injection on storage nodes');
+for (const action of ['stop', 'restart'] as const) {
+  withTopology(adminCmd.command(action))
+    .description(action === 'stop' ? 'make a storage node behave as crashed (drops memory, stops serving and heartbeating)' : 'bring a stopped storage node back through recovery')
+    .argument('<node>', 'storage node name')
+    .action(async (node: string, o: CommonOpts) => {
+      await withClient(o, async (c, topo) => {
+        if (!storageNode(topo, node)) throw new UsageError(`no storage node named '${node}' (storage nodes: ${topo.storage.map((s) => s.name).join(', ')})`);
+        await c.admin(node, action);
+      });
+      await writeOut(`${node}: ${action === 'stop' ? 'stopped' : 'restarting'}\n`);
+    });
+}
+
 program
   .command('bench')
   .description('benchmark the store on a cluster started in a temporary directory; prints a table and a JSON line')
   .allowUnknownOption()
+  .allowExcessArguments()
   .action(async () => {
     const script = fileURLToPath(new URL('./test/bench/kv-bench.js', import.meta.url));
     const child = spawn(process.execPath, [script, ...process.argv.slice(3)], { stdio: 'inherit' });

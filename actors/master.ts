@@ -1,99 +1,62 @@
-// The master: keeps the tablet map (row -> tablet -> replica set and primary), watches storage
-// nodes by heartbeat, and answers "where does a row live" and "who is alive". Never on the data path.
-// MasterState is the pure core (heartbeats and clock in, map and status out); runMaster is its I/O edge.
-import { errorReply, type MapNode, type NodeState, type NodeStatus, type Request, type TabletAssignment, type TabletMap, type TabletReport } from '../transport/messages.js';
-import { RpcServer, type Respond } from '../transport/rpc.js';
+// The master process: the I/O edge of MasterCore. Its mailbox is its ROUTER socket; each request is
+// handled to completion. The tablet assignments (epochs, primaries, in-sync sets) are persisted to
+// <data>/<master>/assignments.json (tmp + fsync + rename) before any reply that depends on them.
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { errorReply, type Request } from '../transport/messages.js';
+import { mapNode, workerEndpoint } from '../transport/partition.js';
+import { RpcClient, RpcServer, type Respond } from '../transport/rpc.js';
 import { endpoint, type Topology } from '../transport/topology.js';
 import { createLogger } from './log.js';
+import { MasterCore, type MasterEffect, type MasterOptions, type PersistedAssignment } from './master-core.js';
 
-interface NodeRecord {
-  name: string;
-  lastSeen: number | null;
-  pid: number | null;
-  state: NodeState;
+export { initialAssignments } from './master-core.js';
+
+export function masterOptions(topo: Topology): MasterOptions {
+  return {
+    tablets: topo.cluster.tablets,
+    replication: topo.cluster.replication,
+    storage: topo.storage.map((s) => ({ name: s.name, control: endpoint(s.host, s.port), workers: s.workerPorts.map((p) => endpoint(s.host, p)) })),
+    master: { name: topo.master.name, address: endpoint(topo.master.host, topo.master.port) },
+    leaseMs: topo.timeouts.leaseMs,
+    leaseMarginMs: Math.max(20, Math.floor(topo.timeouts.leaseMs / 10)),
+    nodeDeadMs: topo.timeouts.nodeDeadMs,
+    electionTimeoutMs: Math.max(200, topo.timeouts.heartbeatMs * 3),
+  };
 }
 
-/** Replica sets spread evenly: tablet t lives on nodes t, t+1, ..., t+R-1 (mod N); the first is primary. */
-export function initialAssignments(topo: Topology): TabletAssignment[] {
-  const names = topo.storage.map((s) => s.name);
-  return Array.from({ length: topo.cluster.tablets }, (_, id) => {
-    const replicas = Array.from({ length: topo.cluster.replication }, (_, i) => names[(id + i) % names.length]!);
-    return { id, replicas, primary: replicas[0]!, epoch: 1, lsn: {} };
-  });
+/** Reads the persisted assignments; refuses ones that do not fit the topology (it changed under the data). */
+function loadAssignments(file: string, topo: Topology): PersistedAssignment[] | null {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const parsed = JSON.parse(text) as { assignments?: PersistedAssignment[] };
+  const list = parsed.assignments;
+  const names = new Set(topo.storage.map((s) => s.name));
+  if (!Array.isArray(list) || list.length !== topo.cluster.tablets || list.some((a) => a.replicas.length !== topo.cluster.replication || a.replicas.some((r) => !names.has(r)))) {
+    throw new Error(`${file} does not match the topology (tablets, replication or storage nodes changed); move the data directory away to start afresh`);
+  }
+  return list;
 }
 
-export class MasterState {
-  private readonly nodes = new Map<string, NodeRecord>();
-  private readonly assignments: TabletAssignment[];
-  private version = 1;
-
-  constructor(private readonly topo: Topology) {
-    for (const s of topo.storage) this.nodes.set(s.name, { name: s.name, lastSeen: null, pid: null, state: 'unknown' });
-    this.assignments = initialAssignments(topo);
+function writeDurably(file: string, data: string): void {
+  const tmp = `${file}.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
-
-  /** Records a heartbeat. Returns false for a node the topology does not know. */
-  heartbeat(node: string, pid: number, tablets: TabletReport[], now: number): boolean {
-    const rec = this.nodes.get(node);
-    if (!rec) return false;
-    rec.lastSeen = now;
-    rec.pid = pid;
-    for (const t of tablets) {
-      const a = this.assignments[t.id];
-      if (a && a.replicas.includes(node) && t.resident) a.lsn[node] = t.lsn;
-    }
-    this.tick(now);
-    return true;
-  }
-
-  /** Advances the clock: nodes silent for longer than node_dead_ms are dead. Bumps the map version on change. */
-  tick(now: number): void {
-    for (const rec of this.nodes.values()) {
-      const next: NodeState = rec.lastSeen === null ? 'unknown' : now - rec.lastSeen > this.topo.timeouts.nodeDeadMs ? 'dead' : 'alive';
-      if (next !== rec.state) {
-        rec.state = next;
-        this.version++;
-      }
-    }
-  }
-
-  get mapVersion(): number {
-    return this.version;
-  }
-
-  map(): TabletMap {
-    const nodes: MapNode[] = this.topo.storage.map((s) => ({
-      name: s.name,
-      control: endpoint(s.host, s.port),
-      workers: s.workerPorts.map((p) => endpoint(s.host, p)),
-      state: this.nodes.get(s.name)!.state,
-    }));
-    return {
-      version: this.version,
-      tablets: this.topo.cluster.tablets,
-      replication: this.topo.cluster.replication,
-      assignments: this.assignments,
-      nodes,
-    };
-  }
-
-  status(now: number, masterPid: number): NodeStatus[] {
-    const m = this.topo.master;
-    const out: NodeStatus[] = [
-      { name: m.name, kind: 'master', address: endpoint(m.host, m.port), state: 'alive', pid: masterPid, lastHeartbeatMs: 0 },
-    ];
-    for (const s of this.topo.storage) {
-      const rec = this.nodes.get(s.name)!;
-      out.push({
-        name: s.name,
-        kind: 'storage',
-        address: endpoint(s.host, s.port),
-        state: rec.state,
-        pid: rec.pid,
-        lastHeartbeatMs: rec.lastSeen === null ? null : now - rec.lastSeen,
-      });
-    }
-    return out;
+  renameSync(tmp, file);
+  const dir = openSync(join(file, '..'), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
   }
 }
 
@@ -101,25 +64,76 @@ export interface MasterHandle {
   stop(): Promise<void>;
 }
 
-export async function runMaster(topo: Topology): Promise<MasterHandle> {
+export async function runMaster(topo: Topology, dataRoot: string): Promise<MasterHandle> {
   const log = createLogger(topo.master.name);
-  const state = new MasterState(topo);
+  const dir = join(dataRoot, topo.master.name);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'assignments.json');
+  const core = new MasterCore(masterOptions(topo), loadAssignments(file, topo), Date.now());
+  const clients = new Map<string, RpcClient>();
+  const clientFor = (ep: string): RpcClient => {
+    let c = clients.get(ep);
+    if (!c) {
+      c = new RpcClient(ep, { timeoutMs: 300, maxInflight: 1024, maxMessageBytes: 1 << 20 });
+      clients.set(ep, c);
+    }
+    return c;
+  };
 
-  // The master actor: its mailbox is the socket; each request is handled to completion, synchronously.
+  /** Runs the core's effects: persistence first (synchronously), then messages. */
+  function run(effects: MasterEffect[]): void {
+    for (const e of effects) {
+      if (e.kind === 'persist') writeDurably(file, JSON.stringify({ assignments: e.assignments }));
+    }
+    for (const e of effects) {
+      if (e.kind === 'log') log.info(e.msg);
+      if (e.kind !== 'position') continue;
+      const map = core.map();
+      const node = mapNode(map, e.node);
+      if (!node) continue;
+      clientFor(workerEndpoint(map, node, e.tablet))
+        .request({ t: 'position', tablet: e.tablet, epoch: e.epoch })
+        .then(
+          (rep) => {
+            core.positionReply(e.node, e.tablet, e.epoch, rep.t === 'position_rep' ? rep.lsn : null, Date.now());
+            run(core.takeEffects());
+          },
+          () => {
+            core.positionReply(e.node, e.tablet, e.epoch, null, Date.now());
+            run(core.takeEffects());
+          },
+        );
+    }
+  }
+  run(core.takeEffects());
+
   function handle(req: Request, respond: Respond): void {
     const now = Date.now();
     switch (req.t) {
-      case 'heartbeat':
-        if (!state.heartbeat(req.node, req.pid, req.tablets, now)) {
-          return respond(errorReply('bad_request', `unknown storage node '${req.node}'`));
-        }
-        return respond({ t: 'map', map: state.map() });
+      case 'heartbeat': {
+        const lease = core.heartbeat(req.node, req.pid, req.tablets, req.stopped, now);
+        run(core.takeEffects());
+        if (lease === null) return respond(errorReply('bad_request', `unknown storage node '${req.node}'`));
+        return respond({ t: 'map', map: core.map(), leaseMs: lease });
+      }
       case 'map':
-        state.tick(now);
-        return respond({ t: 'map', map: state.map() });
+        core.tick(now);
+        run(core.takeEffects());
+        return respond({ t: 'map', map: core.map(), leaseMs: 0 });
       case 'status':
-        state.tick(now);
-        return respond({ t: 'status', map: state.map(), nodes: state.status(now, process.pid) });
+        core.tick(now);
+        run(core.takeEffects());
+        return respond({ t: 'status', map: core.map(), nodes: core.status(now, process.pid) });
+      case 'in_sync': {
+        const ok = core.inSync(req.tablet, req.node, req.epoch, now);
+        run(core.takeEffects());
+        return respond(ok ? { t: 'ok' } : errorReply('bad_request', `cannot mark ${req.node} in sync for tablet ${req.tablet} at epoch ${req.epoch}`));
+      }
+      case 'drop': {
+        const ok = core.drop(req.tablet, req.node, req.epoch);
+        run(core.takeEffects());
+        return respond(ok ? { t: 'ok' } : errorReply('bad_request', `cannot drop ${req.node} from tablet ${req.tablet} at epoch ${req.epoch}`));
+      }
       default:
         return respond(errorReply('bad_request', `the master does not serve ${req.t}`));
     }
@@ -133,17 +147,15 @@ export async function runMaster(topo: Topology): Promise<MasterHandle> {
   });
   await server.start();
   const ticker = setInterval(() => {
-    const before = state.mapVersion;
-    state.tick(Date.now());
-    if (state.mapVersion !== before) {
-      log.info({ nodes: state.status(Date.now(), process.pid).map((n) => `${n.name}:${n.state}`) }, 'node states changed');
-    }
-  }, Math.max(50, Math.floor(topo.timeouts.heartbeatMs / 2)));
+    core.tick(Date.now());
+    run(core.takeEffects());
+  }, Math.max(20, Math.floor(topo.timeouts.heartbeatMs / 2)));
   log.info(`master up on ${server.endpoint}: ${topo.cluster.tablets} tablets, replication ${topo.cluster.replication}, ${topo.storage.length} storage nodes`);
   return {
     async stop() {
       clearInterval(ticker);
       await server.close();
+      await Promise.all([...clients.values()].map((c) => c.close()));
       log.info('master stopped');
     },
   };

@@ -22,7 +22,7 @@ export interface StoreClientOptions {
   timeoutMs: number; // per attempt
   maxInflight: number; // per socket
   maxMessageBytes: number;
-  maxAttempts?: number; // default 10
+  maxAttempts?: number; // default 60 (retries also stop at the request deadline)
 }
 
 export type Bytes = Uint8Array | string;
@@ -43,7 +43,7 @@ export class StoreClient {
   readonly counters = { requests: 0, retries: 0, refreshes: 0 };
 
   constructor(private readonly opts: StoreClientOptions) {
-    this.maxAttempts = opts.maxAttempts ?? 10;
+    this.maxAttempts = opts.maxAttempts ?? 60;
     this.master = this.socket(opts.master);
   }
 
@@ -119,13 +119,21 @@ export class StoreClient {
     return rep;
   }
 
+  /** Fault injection: `stop` makes a storage node behave as crashed; `restart` brings it back through recovery. */
+  async admin(node: string, action: 'stop' | 'restart'): Promise<void> {
+    const n = mapNode(await this.map(), node);
+    if (!n) throw new StoreError('bad_request', `no storage node named '${node}'`);
+    const rep = await this.socket(n.control).request({ t: 'admin', action }, Math.max(this.opts.timeoutMs, 15_000));
+    if (rep.t !== 'ok') throw unexpected(rep);
+  }
+
   /** One page of a tablet's cells on a given node, after `after`. */
   async scan(node: string, tablet: number, after: Cursor | null, limit: number): Promise<ScanRep> {
     const map = await this.map();
     const n = mapNode(map, node);
     if (!n) throw new StoreError('bad_request', `no storage node named '${node}'`);
     if (tablet < 0 || tablet >= map.tablets) throw new StoreError('bad_request', `no tablet ${tablet} (there are ${map.tablets})`);
-    const rep = await this.socket(workerEndpoint(n, tablet)).request({ t: 'scan', tablet, after, limit });
+    const rep = await this.socket(workerEndpoint(map, n, tablet)).request({ t: 'scan', tablet, after, limit });
     if (rep.t === 'scan') return rep;
     throw unexpected(rep);
   }
@@ -140,7 +148,7 @@ export class StoreClient {
   private socket(ep: string): RpcClient {
     let s = this.sockets.get(ep);
     if (!s) {
-      s = new RpcClient(ep, { timeoutMs: this.opts.timeoutMs, maxInflight: this.opts.maxInflight, maxMessageBytes: this.opts.maxMessageBytes });
+      s = new RpcClient(ep, { timeoutMs: this.opts.timeoutMs, maxInflight: this.opts.maxInflight, maxMessageBytes: this.opts.maxMessageBytes, connectWaitMs: 100 });
       this.sockets.set(ep, s);
     }
     return s;
@@ -170,20 +178,26 @@ export class StoreClient {
     let map = await this.map();
     const req = build(tabletOf(row, map.tablets));
     const isRead = req.t === 'get' || req.t === 'cols' || req.t === 'scan';
+    // Retries ride over failover: bounded by attempts and by one request deadline overall.
+    const deadline = Date.now() + Math.max(this.opts.timeoutMs, 3000);
     let lastProblem = '';
-    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+    for (let attempt = 0; attempt < this.maxAttempts && (attempt === 0 || Date.now() < deadline); attempt++) {
       if (attempt > 0) {
         this.counters.retries++;
-        await sleep(Math.min(250, 10 * 2 ** (attempt - 1)));
+        await sleep(Math.min(100, 5 * 2 ** (attempt - 1)));
         map = await this.refreshMap();
       }
       const assignment = map.assignments[req.tablet];
-      const node = assignment && mapNode(map, assignment.primary);
-      if (!node) throw new StoreError('internal', `tablet map has no primary for tablet ${req.tablet}`);
+      const primary = assignment?.primary ?? null;
+      const node = primary === null ? undefined : mapNode(map, primary);
+      if (!node) {
+        lastProblem = `tablet ${req.tablet} has no primary right now (failover in progress)`;
+        continue;
+      }
       this.counters.requests++;
       let rep: Reply;
       try {
-        rep = await this.socket(workerEndpoint(node, req.tablet)).request(req);
+        rep = await this.socket(workerEndpoint(map, node, req.tablet)).request(req);
       } catch (e) {
         if (!(e instanceof RpcError)) throw e;
         // A request that never left, or a read, can be retried; a write that may have landed cannot.
@@ -194,14 +208,14 @@ export class StoreClient {
         throw new StoreError('unknown', `${req.t} on ${node.name}: ${e.message}; the write may or may not have been applied`);
       }
       if (rep.t !== 'error') return rep;
-      if (rep.code === 'not_mine' || rep.code === 'unavailable' || rep.code === 'busy') {
+      if (rep.code === 'not_mine' || rep.code === 'not_primary' || rep.code === 'unavailable' || rep.code === 'busy') {
         lastProblem = `${node.name}: ${rep.message}`;
         continue;
       }
-      if (rep.code === 'internal' && !isRead) throw new StoreError('unknown', `${node.name}: ${rep.message}`);
+      if (rep.code === 'internal' && !isRead) throw new StoreError('unknown', `${node.name}: ${rep.message}; the write may or may not have been applied`);
       throw new StoreError(rep.code === 'too_big' ? 'too_big' : rep.code === 'bad_request' ? 'bad_request' : 'internal', `${node.name}: ${rep.message}`);
     }
-    throw new StoreError('unavailable', `tablet ${req.tablet} unavailable after ${this.maxAttempts} attempts: ${lastProblem}`);
+    throw new StoreError('unavailable', `tablet ${req.tablet} unavailable: ${lastProblem}`);
   }
 }
 

@@ -15,17 +15,43 @@ export interface ColsReq { t: 'cols'; tablet: number; row: string }
 /** Admin paging: up to `limit` cells strictly after `after`, in (row, col) order. */
 export interface ScanReq { t: 'scan'; tablet: number; after: Cursor | null; limit: number }
 
+// ---- replication: tablet actor <-> tablet actor (worker sockets), master -> tablet actor ----
+/** A log record on the wire: [lsn, epoch, put?1:0, row, col, value|null]. */
+export type WireRecord = [lsn: number, epoch: number, put: 0 | 1, row: string, col: string, value: Uint8Array | null];
+/** Primary -> replica: records prevLsn+1.. of the primary's log (empty: a probe). */
+export interface ReplReq { t: 'repl'; tablet: number; epoch: number; from: string; prevLsn: number; prevEpoch: number; records: WireRecord[]; commit: number }
+/** Replica -> primary (reply to repl). `durable`: the replica's log is on disk up to here. */
+export interface ReplAckRep { t: 'repl_ack'; epoch: number; ok: boolean; reason: 'ok' | 'gap' | 'diverged' | 'stale'; lastLsn: number; durable: number }
+/** Recovering replica -> primary: "my log ends at (lastLsn, lastEpoch)"; or the next chunk of a snapshot. */
+export interface CatchupReq { t: 'catchup'; tablet: number; epoch: number; from: string; lastLsn: number; lastEpoch: number; snapshot: [id: number, offset: number] | null }
+export type CatchupRep =
+  | { t: 'catchup_rep'; mode: 'tail'; records: WireRecord[]; joined: boolean }
+  | { t: 'catchup_rep'; mode: 'snapshot'; id: number; lsn: number; epoch: number; cells: Cell[]; offset: number; done: boolean }
+  | { t: 'catchup_rep'; mode: 'in_sync' | 'restart' };
+/** Master -> replica during failover: report your log end; from now on refuse anything older than `epoch`. */
+export interface PositionReq { t: 'position'; tablet: number; epoch: number }
+export interface PositionRep { t: 'position_rep'; lsn: number; lastEpoch: number }
+
+// ---- primary -> master ----
+/** A joining replica has acknowledged everything up to its join point: mark it in sync. */
+export interface InSyncReq { t: 'in_sync'; tablet: number; node: string; epoch: number }
+/** An in-sync replica stopped acknowledging: take it out of the in-sync set so writes can go on. */
+export interface DropReq { t: 'drop'; tablet: number; node: string; epoch: number }
+
 // ---- control: anyone -> a storage node's control socket ----
 export interface NodeInfoReq { t: 'node_info' }
+/** Fault injection: `stop` makes the node behave as crashed; `restart` brings it back through recovery. */
+export interface AdminReq { t: 'admin'; action: 'stop' | 'restart' }
 
 // ---- master ----
 /** Storage node -> master, every heartbeat period. The reply carries the current tablet map. */
-export interface HeartbeatReq { t: 'heartbeat'; node: string; pid: number; tablets: TabletReport[] }
+export interface HeartbeatReq { t: 'heartbeat'; node: string; pid: number; tablets: TabletReport[]; stopped: boolean }
 export interface MapReq { t: 'map'; known: number }
 export interface StatusReq { t: 'status' }
 
 export type DataRequest = GetReq | PutReq | CputReq | DelReq | ColsReq | ScanReq;
-export type Request = DataRequest | NodeInfoReq | HeartbeatReq | MapReq | StatusReq;
+export type ReplicationRequest = ReplReq | CatchupReq | PositionReq;
+export type Request = DataRequest | ReplicationRequest | NodeInfoReq | AdminReq | HeartbeatReq | MapReq | StatusReq | InSyncReq | DropReq;
 
 // ---- replies ----
 export interface OkRep { t: 'ok' }
@@ -34,23 +60,38 @@ export interface NotFoundRep { t: 'not_found' }
 export interface MismatchRep { t: 'mismatch'; current: Uint8Array | null }
 export interface ColsRep { t: 'cols'; cols: string[] }
 export interface ScanRep { t: 'scan'; cells: Cell[]; next: Cursor | null }
-export interface NodeInfoRep { t: 'node_info'; node: string; pid: number; tablets: TabletReport[]; stats: NodeStats }
-export interface MapRep { t: 'map'; map: TabletMap | null }
+export interface NodeInfoRep { t: 'node_info'; node: string; pid: number; stopped: boolean; tablets: TabletReport[]; stats: NodeStats }
+/** The map; in reply to a heartbeat also a lease: the node may act as primary until (its send time + leaseMs). */
+export interface MapRep { t: 'map'; map: TabletMap | null; leaseMs: number }
 export interface StatusRep { t: 'status'; map: TabletMap; nodes: NodeStatus[] }
 
 export type ErrorCode =
   | 'bad_request' // malformed or invalid message: do not retry
   | 'too_big' // frame over the size limit
   | 'not_mine' // this node/worker does not serve that tablet: refresh the map and retry
+  | 'not_primary' // this node is not (or no longer) the tablet's primary, or has no lease: refresh and retry
   | 'unavailable' // the tablet cannot serve right now (loading, stopping): retry later
   | 'busy' // a queue is full: retry later
   | 'internal'; // the server failed; the outcome of a write is unknown
-export interface ErrorRep { t: 'error'; code: ErrorCode; message: string }
+export interface ErrorRep { t: 'error'; code: ErrorCode; message: string; epoch?: number }
 
-export type Reply = OkRep | ValueRep | NotFoundRep | MismatchRep | ColsRep | ScanRep | NodeInfoRep | MapRep | StatusRep | ErrorRep;
+export type Reply =
+  | OkRep
+  | ValueRep
+  | NotFoundRep
+  | MismatchRep
+  | ColsRep
+  | ScanRep
+  | NodeInfoRep
+  | MapRep
+  | StatusRep
+  | ReplAckRep
+  | CatchupRep
+  | PositionRep
+  | ErrorRep;
 
 // ---- shared structures ----
-export interface TabletReport { id: number; resident: boolean; lsn: number; cells: number | null }
+export interface TabletReport { id: number; resident: boolean; lsn: number; cells: number | null; epoch: number; role: 'primary' | 'replica' | 'catching_up' | 'idle' }
 
 export interface NodeStats { received: number; malformed: number; oversized: number; ops: number }
 
@@ -69,8 +110,11 @@ export interface TabletAssignment {
   id: number;
   /** Replica set, primary included. */
   replicas: string[];
-  primary: string;
+  /** null while a failover is electing the next primary. */
+  primary: string | null;
   epoch: number;
+  /** Replicas known to hold every acknowledged write (primary included); only they can be promoted. */
+  inSync: string[];
   /** Log position per replica, as last reported by heartbeats. */
   lsn: Record<string, number>;
 }
@@ -92,7 +136,7 @@ export interface TabletMap {
 }
 
 // ---- validation ----
-type FieldType = 'int' | 'str' | 'bytes' | 'bytes?' | 'cursor?' | 'reports';
+type FieldType = 'int' | 'str' | 'bytes' | 'bytes?' | 'cursor?' | 'reports' | 'records' | 'bool' | 'snap?' | 'action';
 const REQUEST_FIELDS: Record<Request['t'], Record<string, FieldType>> = {
   get: { tablet: 'int', row: 'str', col: 'str' },
   put: { tablet: 'int', row: 'str', col: 'str', value: 'bytes' },
@@ -100,8 +144,14 @@ const REQUEST_FIELDS: Record<Request['t'], Record<string, FieldType>> = {
   del: { tablet: 'int', row: 'str', col: 'str' },
   cols: { tablet: 'int', row: 'str' },
   scan: { tablet: 'int', after: 'cursor?', limit: 'int' },
+  repl: { tablet: 'int', epoch: 'int', from: 'str', prevLsn: 'int', prevEpoch: 'int', records: 'records', commit: 'int' },
+  catchup: { tablet: 'int', epoch: 'int', from: 'str', lastLsn: 'int', lastEpoch: 'int', snapshot: 'snap?' },
+  position: { tablet: 'int', epoch: 'int' },
+  in_sync: { tablet: 'int', node: 'str', epoch: 'int' },
+  drop: { tablet: 'int', node: 'str', epoch: 'int' },
   node_info: {},
-  heartbeat: { node: 'str', pid: 'int', tablets: 'reports' },
+  admin: { action: 'action' },
+  heartbeat: { node: 'str', pid: 'int', tablets: 'reports', stopped: 'bool' },
   map: { known: 'int' },
   status: {},
 };
@@ -112,6 +162,19 @@ export const MAX_SCAN_LIMIT = 1000;
 
 function isBytes(v: unknown): v is Uint8Array {
   return v instanceof Uint8Array;
+}
+
+function isWireRecord(r: unknown): r is WireRecord {
+  return (
+    Array.isArray(r) &&
+    r.length === 6 &&
+    Number.isSafeInteger(r[0]) &&
+    Number.isSafeInteger(r[1]) &&
+    (r[2] === 0 || r[2] === 1) &&
+    typeof r[3] === 'string' &&
+    typeof r[4] === 'string' &&
+    (r[5] === null || isBytes(r[5]))
+  );
 }
 
 function checkField(v: unknown, type: FieldType): boolean {
@@ -128,6 +191,14 @@ function checkField(v: unknown, type: FieldType): boolean {
       return v === null || (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string');
     case 'reports':
       return Array.isArray(v) && v.every((r) => typeof r === 'object' && r !== null && Number.isSafeInteger((r as TabletReport).id));
+    case 'records':
+      return Array.isArray(v) && v.every(isWireRecord);
+    case 'bool':
+      return typeof v === 'boolean';
+    case 'snap?':
+      return v === null || (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && Number.isSafeInteger(v[1]));
+    case 'action':
+      return v === 'stop' || v === 'restart';
   }
 }
 

@@ -16,13 +16,17 @@ export function tabletOf(row: string, tablets: number): number {
   return hashRow(row) % tablets;
 }
 
-/** A tablet is served by worker (tablet mod workers) of each node that holds it. */
-export function workerIndex(tablet: number, workers: number): number {
-  return tablet % workers;
+/**
+ * The worker of a node that serves a tablet: consecutive runs of `nodes` tablets alternate between
+ * workers, so every node's tablets spread evenly over its workers (a plain `tablet % workers` would put
+ * all of a node's tablets on one worker when the node count and the worker count share a factor).
+ */
+export function workerIndex(tablet: number, workers: number, nodes: number): number {
+  return Math.floor(tablet / nodes) % workers;
 }
 
-export function workerEndpoint(node: MapNode, tablet: number): string {
-  return node.workers[workerIndex(tablet, node.workers.length)]!;
+export function workerEndpoint(map: TabletMap, node: MapNode, tablet: number): string {
+  return node.workers[workerIndex(tablet, node.workers.length, map.nodes.length)]!;
 }
 
 export function mapNode(map: TabletMap, name: string): MapNode | undefined {

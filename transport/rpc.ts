@@ -164,6 +164,8 @@ export interface ClientOptions {
   timeoutMs: number;
   maxInflight: number;
   maxMessageBytes: number;
+  /** A request that could not be handed to a connected peer for this long fails as 'unreachable' (default 250). */
+  connectWaitMs?: number;
 }
 
 interface Pending {
@@ -171,7 +173,7 @@ interface Pending {
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
   frame: Buffer | null; // still to be sent (null once written to the socket)
-  deadline: number;
+  created: number;
 }
 
 /** One DEALER socket to one endpoint, multiplexing many outstanding requests by id. */
@@ -197,6 +199,18 @@ export class RpcClient {
     });
     this.socket.connect(endpoint);
     this.loop = this.receiveLoop();
+    // A lost connection loses every reply still owed on it: fail those requests now (outcome
+    // unknown) instead of letting each wait for its deadline. Requests not yet sent are kept.
+    this.socket.events.on('disconnect', () => this.failSent(`connection to ${this.endpoint} lost`));
+  }
+
+  private failSent(why: string): void {
+    for (const [id, p] of this.pending) {
+      if (p.frame !== null) continue;
+      this.pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(new RpcError('timeout', `${why}; no reply`));
+    }
   }
 
   get inflight(): number {
@@ -215,7 +229,7 @@ export class RpcClient {
     }
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => this.expire(id), timeoutMs);
-      this.pending.set(id, { resolve, reject, timer, frame, deadline: Date.now() + timeoutMs });
+      this.pending.set(id, { resolve, reject, timer, frame, created: Date.now() });
       this.sendQueue.push(id);
       if (!this.sending) void this.drain();
     });
@@ -251,11 +265,12 @@ export class RpcClient {
           p.frame = null;
           this.sendQueue.shift();
         } catch (e) {
-          if ((e as { code?: string }).code !== 'EAGAIN') {
+          const waited = Date.now() - p.created;
+          if ((e as { code?: string }).code !== 'EAGAIN' || waited > (this.opts.connectWaitMs ?? 250)) {
             this.sendQueue.shift();
             this.pending.delete(id);
             clearTimeout(p.timer);
-            p.reject(new RpcError('unreachable', `cannot send to ${this.endpoint}: ${(e as Error).message}`));
+            p.reject(new RpcError('unreachable', `cannot send to ${this.endpoint}: ${(e as { code?: string }).code === 'EAGAIN' ? `not connected after ${waited} ms` : (e as Error).message}`));
             continue;
           }
           // Not connected (yet): the request has not left; try again shortly.

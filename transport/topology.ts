@@ -32,6 +32,7 @@ export interface Topology {
   timeouts: {
     heartbeatMs: number;
     nodeDeadMs: number;
+    leaseMs: number;
     requestMs: number;
     restartDelayMs: number;
   };
@@ -103,15 +104,19 @@ export function parseTopology(text: string, file = '<inline>'): Topology {
     mailDomain: str(c, 'cluster', 'mail_domain', 'penncloud.local'),
   };
   const t = table(root, 'timeouts', false);
-  rejectUnknown(t, 'timeouts', ['heartbeat_ms', 'node_dead_ms', 'request_ms', 'restart_delay_ms']);
+  rejectUnknown(t, 'timeouts', ['heartbeat_ms', 'node_dead_ms', 'lease_ms', 'request_ms', 'restart_delay_ms']);
   const timeouts = {
-    heartbeatMs: int(t, 'timeouts', 'heartbeat_ms', 200, 10, 60_000),
-    nodeDeadMs: int(t, 'timeouts', 'node_dead_ms', 1000, 50, 600_000),
-    requestMs: int(t, 'timeouts', 'request_ms', 3000, 10, 600_000),
+    heartbeatMs: int(t, 'timeouts', 'heartbeat_ms', 100, 10, 60_000),
+    nodeDeadMs: int(t, 'timeouts', 'node_dead_ms', 400, 50, 600_000),
+    leaseMs: int(t, 'timeouts', 'lease_ms', 400, 30, 600_000),
+    requestMs: int(t, 'timeouts', 'request_ms', 2000, 10, 600_000),
     restartDelayMs: int(t, 'timeouts', 'restart_delay_ms', 500, 0, 600_000),
   };
   if (timeouts.nodeDeadMs <= 2 * timeouts.heartbeatMs) {
     throw new ConfigError(`timeouts.node_dead_ms (${timeouts.nodeDeadMs}) must exceed twice timeouts.heartbeat_ms`);
+  }
+  if (timeouts.leaseMs < 3 * timeouts.heartbeatMs) {
+    throw new ConfigError(`timeouts.lease_ms (${timeouts.leaseMs}) must be at least three heartbeats (timeouts.heartbeat_ms = ${timeouts.heartbeatMs})`);
   }
   const l = table(root, 'limits', false);
   rejectUnknown(l, 'limits', ['max_message_bytes', 'max_inflight', 'checkpoint_bytes']);

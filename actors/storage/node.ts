@@ -1,13 +1,16 @@
-// A storage node: one OS process. Its main thread heartbeats to the master, learns which tablets
-// are its own, answers control requests, and supervises the tablet worker threads (a worker that
-// dies is restarted). The data path never touches the main thread: session actors talk to workers.
+// A storage node: one OS process. Its main thread heartbeats to the master (and so holds the node's
+// lease), hands each worker its tablets' configurations from the map, answers control requests
+// (node_info, admin stop/restart), and supervises the tablet worker threads (a worker that dies is
+// restarted). The data path never touches the main thread: session actors talk to workers directly.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { errorReply, type NodeStats, type Request, type TabletReport } from '../../transport/messages.js';
+import { errorReply, type NodeStats, type Request, type TabletMap, type TabletReport } from '../../transport/messages.js';
 import { RpcClient, RpcServer, type Respond } from '../../transport/rpc.js';
 import { endpoint, storageNode, type Topology } from '../../transport/topology.js';
+import { monoNow } from '../clock.js';
 import { createLogger } from '../log.js';
+import type { TabletConfig } from './replica-core.js';
 import type { FromWorker, ToWorker, WorkerConfig } from './worker.js';
 
 interface WorkerSlot {
@@ -26,6 +29,7 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
   const log = createLogger(name);
   const dataDir = join(dataRoot, name);
   mkdirSync(dataDir, { recursive: true });
+  const masterEndpoint = endpoint(topo.master.host, topo.master.port);
 
   const resident = Math.max(1, Math.floor(topo.cluster.tabletsInMemory / me.workerPorts.length));
   const slots: WorkerSlot[] = me.workerPorts.map((port, index) => ({
@@ -33,19 +37,24 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
       node: name,
       index,
       workers: me.workerPorts.length,
+      nodes: topo.storage.length,
       endpoint: endpoint(me.host, port),
+      master: masterEndpoint,
       dataDir,
       resident,
       maxMessageBytes: topo.limits.maxMessageBytes,
       checkpointBytes: topo.limits.checkpointBytes,
+      requestMs: topo.timeouts.requestMs,
+      heartbeatMs: topo.timeouts.heartbeatMs,
     },
     worker: null,
     ready: false,
   }));
 
-  let stopping = false;
-  let myTablets: number[] | null = null;
-  let nextReportId = 1;
+  let exiting = false; // the process is shutting down
+  let stopped = false; // admin stop: behaving as crashed
+  let lastAssign: Extract<ToWorker, { type: 'assign' }> | null = null;
+  let nextAskId = 1;
   const waiting = new Map<number, (m: FromWorker) => void>();
 
   function startWorker(slot: WorkerSlot): Promise<void> {
@@ -56,7 +65,7 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
       w.on('message', (m: FromWorker) => {
         if (m.type === 'ready') {
           slot.ready = true;
-          if (myTablets !== null) w.postMessage({ type: 'assign', tablets: myTablets } satisfies ToWorker);
+          if (lastAssign !== null) w.postMessage(lastAssign);
           resolve();
         } else if (m.type === 'fatal') {
           reject(new Error(m.message));
@@ -66,14 +75,15 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
       });
       w.on('error', (e) => log.error({ err: e }, `worker ${slot.config.index} crashed`));
       w.on('exit', (code) => {
+        if (slot.worker !== w) return;
         slot.worker = null;
         slot.ready = false;
-        if (stopping) return;
+        reject(new Error(`worker ${slot.config.index} exited during start`));
+        if (exiting || stopped) return;
         log.error(`worker ${slot.config.index} exited (code ${code}); restarting in ${topo.timeouts.restartDelayMs} ms`);
         setTimeout(() => {
-          if (!stopping) startWorker(slot).catch((e: Error) => log.error(e.message));
+          if (!exiting && !stopped && slot.worker === null) startWorker(slot).catch((e: Error) => log.error(e.message));
         }, topo.timeouts.restartDelayMs);
-        reject(new Error(`worker ${slot.config.index} exited during start`));
       });
     });
   }
@@ -82,7 +92,7 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
   function ask(slot: WorkerSlot, msg: (id: number) => ToWorker, timeoutMs: number): Promise<FromWorker | null> {
     const w = slot.worker;
     if (!w || !slot.ready) return Promise.resolve(null);
-    const id = nextReportId++;
+    const id = nextAskId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         waiting.delete(id);
@@ -113,12 +123,55 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
     return { tablets, stats };
   }
 
-  function control(req: Request, respond: Respond): void {
-    if (req.t !== 'node_info') return respond(errorReply('bad_request', `${req.t} is not a control request`));
-    collect().then(
-      ({ tablets, stats }) => respond({ t: 'node_info', node: name, pid: process.pid, tablets, stats }),
-      (e: Error) => respond(errorReply('internal', e.message)),
+  /** Stops every worker: `crash` drops memory and unsynced log appends, like kill -9 of the data path. */
+  async function stopWorkers(crash: boolean): Promise<void> {
+    const live = slots.filter((s) => s.worker !== null);
+    await Promise.all(live.map((s) => ask(s, (id) => ({ type: 'stop', id, crash }), 10_000)));
+    await Promise.all(
+      live.map(async (s) => {
+        const w = s.worker;
+        s.worker = null;
+        s.ready = false;
+        await w?.terminate();
+      }),
     );
+  }
+
+  async function admin(action: 'stop' | 'restart'): Promise<string> {
+    if (action === 'stop') {
+      if (stopped) return `${name} is already stopped`;
+      stopped = true;
+      lastAssign = null;
+      await stopWorkers(true);
+      // One last word to the master so it shows 'stopped' rather than 'dead'; then silence.
+      await master.request({ t: 'heartbeat', node: name, pid: process.pid, tablets: [], stopped: true }).catch(() => undefined);
+      log.warn(`${name} stopped by admin: in-memory state dropped, data path and heartbeats off`);
+      return `${name} stopped`;
+    }
+    if (!stopped) return `${name} is running`;
+    stopped = false;
+    await Promise.all(slots.map(startWorker));
+    void heartbeat();
+    log.warn(`${name} restarted by admin: recovering from its log`);
+    return `${name} restarting`;
+  }
+
+  function control(req: Request, respond: Respond): void {
+    if (req.t === 'node_info') {
+      collect().then(
+        ({ tablets, stats }) => respond({ t: 'node_info', node: name, pid: process.pid, stopped, tablets, stats }),
+        (e: Error) => respond(errorReply('internal', e.message)),
+      );
+      return;
+    }
+    if (req.t === 'admin') {
+      admin(req.action).then(
+        () => respond({ t: 'ok' }),
+        (e: Error) => respond(errorReply('internal', e.message)),
+      );
+      return;
+    }
+    respond(errorReply('bad_request', `${req.t} is not a control request`));
   }
 
   await Promise.all(slots.map(startWorker));
@@ -130,28 +183,32 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
   });
   await controlServer.start();
 
-  // Heartbeats: tell the master we live and what we hold; its reply is the current tablet map.
-  const master = new RpcClient(endpoint(topo.master.host, topo.master.port), {
+  // Heartbeats: tell the master we live and what we hold. Its reply is the current map and a lease:
+  // this process may act as primary until (the time it SENT the heartbeat + leaseMs).
+  const master = new RpcClient(masterEndpoint, {
     timeoutMs: Math.max(100, topo.timeouts.heartbeatMs * 2),
     maxInflight: 4,
     maxMessageBytes: topo.limits.maxMessageBytes,
   });
   let beating = false;
+  let lastMapVersion = -1;
   async function heartbeat(): Promise<void> {
-    if (beating || stopping) return;
+    if (beating || exiting || stopped) return;
     beating = true;
     try {
       const { tablets } = await collect();
-      const rep = await master.request({ t: 'heartbeat', node: name, pid: process.pid, tablets });
-      if (rep.t !== 'map' || rep.map === null) return;
-      const mine = rep.map.assignments.filter((a) => a.replicas.includes(name)).map((a) => a.id);
-      if (myTablets === null || mine.join(',') !== myTablets.join(',')) {
-        myTablets = mine;
-        log.info(`serving ${mine.length} tablets (map version ${rep.map.version})`);
-        for (const s of slots) if (s.ready) s.worker!.postMessage({ type: 'assign', tablets: mine } satisfies ToWorker);
+      const sentAt = monoNow();
+      const rep = await master.request({ t: 'heartbeat', node: name, pid: process.pid, tablets, stopped: false });
+      if (rep.t !== 'map' || rep.map === null || stopped) return;
+      lastAssign = assignmentFor(rep.map, name, rep.leaseMs > 0 ? sentAt + rep.leaseMs : -Infinity);
+      if (rep.map.version !== lastMapVersion) {
+        lastMapVersion = rep.map.version;
+        const roles = lastAssign.configs.map(([, c]) => (c.primary === name ? 'P' : c.inSync.includes(name) ? 'r' : 'c')).join('');
+        log.info(`map version ${rep.map.version}: ${lastAssign.configs.length} tablets (${roles})`);
       }
+      for (const s of slots) if (s.ready) s.worker!.postMessage(lastAssign);
     } catch {
-      // master unreachable: keep serving what we have and try again next period
+      // master unreachable: keep serving until the lease runs out, and try again next period
     } finally {
       beating = false;
     }
@@ -162,15 +219,22 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
 
   return {
     async stop() {
-      if (stopping) return;
-      stopping = true;
+      if (exiting) return;
+      exiting = true;
       clearInterval(beat);
-      await master.close();
       await controlServer.close();
       // Workers close their sockets and checkpoint their tablets before exiting.
-      await Promise.all(slots.map((s) => ask(s, (id) => ({ type: 'stop', id }), 10_000)));
-      await Promise.all(slots.map((s) => s.worker?.terminate()));
+      await stopWorkers(false);
+      await master.close();
       log.info(`storage node ${name} stopped`);
     },
   };
+}
+
+/** This node's share of the map: the configuration of every tablet it replicates. */
+export function assignmentFor(map: TabletMap, node: string, leaseUntil: number): Extract<ToWorker, { type: 'assign' }> {
+  const configs: Array<[number, TabletConfig]> = map.assignments
+    .filter((a) => a.replicas.includes(node))
+    .map((a) => [a.id, { epoch: a.epoch, primary: a.primary, replicas: a.replicas, inSync: a.inSync }]);
+  return { type: 'assign', configs, nodes: map.nodes, leaseUntil };
 }

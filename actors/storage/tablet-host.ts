@@ -1,38 +1,75 @@
 // Hosts the tablet actors of one worker thread and keeps at most `resident` of them in memory.
 // The least recently used tablet is checkpointed and dropped when another must load; a request
 // for a tablet that is not in memory loads it (after the previous incarnation finished closing).
-import { errorReply, type DataRequest, type TabletReport } from '../../transport/messages.js';
+// It also hands every tablet its configuration from the master's map and the node's lease, ticks
+// them, and loads tablets that must catch up even when no client asks for them.
+import { errorReply, type TabletReport } from '../../transport/messages.js';
 import type { Respond } from '../../transport/rpc.js';
-import { TabletActor, type TabletOptions } from './tablet.js';
+import type { TabletConfig } from './replica-core.js';
+import { TabletActor, type TabletEnv, type TabletOptions, type TabletRequest } from './tablet.js';
 
 export class TabletHost {
   /** Resident tablets, least recently used first (Map keeps insertion order; a touch re-inserts). */
   private readonly actors = new Map<number, TabletActor>();
   /** Tablets being closed: a new incarnation loads only after this settles. */
   private readonly closing = new Map<number, Promise<void>>();
-  /** Last known lsn and cell count of tablets that are not resident. */
-  private readonly known = new Map<number, { lsn: number; cells: number }>();
-  private assigned = new Set<number>();
+  /** Last known state of tablets that are not resident. */
+  private readonly known = new Map<number, { lsn: number; cells: number; epoch: number }>();
+  private configs = new Map<number, TabletConfig>();
+  private leaseUntil = -Infinity;
   evictions = 0;
   loads = 0;
   ops = 0;
 
-  constructor(private readonly opts: TabletOptions & { resident: number }) {}
+  constructor(private readonly opts: TabletOptions & { resident: number; me: string }, private readonly env: TabletEnv) {}
 
-  setAssigned(tablets: Iterable<number>): void {
-    this.assigned = new Set(tablets);
-    for (const id of [...this.actors.keys()]) if (!this.assigned.has(id)) this.evict(id, true);
+  /** The master's view of this worker's tablets. Tablets no longer ours are closed. */
+  setConfigs(configs: Map<number, TabletConfig>): void {
+    const old = this.configs;
+    this.configs = configs;
+    for (const id of [...this.actors.keys()]) if (!configs.has(id)) this.evict(id, true);
+    for (const [id, cfg] of configs) {
+      const prev = old.get(id);
+      if (prev && sameConfig(prev, cfg)) continue;
+      this.actors.get(id)?.tell({ kind: 'config', cfg }, true);
+    }
+    this.loadLagging();
+  }
+
+  setLease(until: number): void {
+    if (until <= this.leaseUntil) return;
+    this.leaseUntil = until;
+    for (const a of this.actors.values()) a.tell({ kind: 'lease', until }, true);
   }
 
   isAssigned(id: number): boolean {
-    return this.assigned.has(id);
+    return this.configs.has(id);
   }
 
-  dispatch(req: DataRequest, respond: Respond): void {
+  dispatch(req: TabletRequest, respond: Respond): void {
     this.ops++;
     const actor = this.actorFor(req.tablet);
     if (!actor.tell({ kind: 'request', req, respond })) {
       respond(errorReply('busy', `tablet ${req.tablet} has ${actor.queued} requests queued`));
+    }
+  }
+
+  tick(): void {
+    for (const a of this.actors.values()) if (a.queued < 100) a.tell({ kind: 'tick' }, true);
+    this.loadLagging();
+  }
+
+  /** A replica that is behind catches up even if nobody reads it; at most half the resident slots go to that. */
+  private loadLagging(): void {
+    const budget = Math.max(1, Math.floor(this.opts.resident / 2));
+    let loadedLagging = 0;
+    for (const [id, cfg] of this.configs) if (this.actors.has(id) && isLagging(cfg, this.opts.me)) loadedLagging++;
+    for (const [id, cfg] of this.configs) {
+      if (loadedLagging >= budget) return;
+      if (!this.actors.has(id) && isLagging(cfg, this.opts.me)) {
+        this.actorFor(id);
+        loadedLagging++;
+      }
     }
   }
 
@@ -54,7 +91,10 @@ export class TabletHost {
       this.evictions++;
     }
     this.loads++;
-    actor = new TabletActor(id, this.opts, this.closing.get(id) ?? Promise.resolve());
+    actor = new TabletActor(id, this.opts, this.env, this.closing.get(id) ?? Promise.resolve());
+    const cfg = this.configs.get(id);
+    if (cfg) actor.tell({ kind: 'config', cfg }, true);
+    actor.tell({ kind: 'lease', until: this.leaseUntil }, true);
     this.actors.set(id, actor);
     return actor;
   }
@@ -67,7 +107,7 @@ export class TabletHost {
     const previous = this.closing.get(id) ?? Promise.resolve();
     const closed = new Promise<void>((resolve) => {
       const done = (): void => {
-        this.known.set(id, { lsn: actor.lsn, cells: actor.cells });
+        this.known.set(id, { lsn: actor.lsn, cells: actor.cells, epoch: actor.epoch });
         resolve();
       };
       if (!actor.tell({ kind: 'close', checkpoint, done }, true)) void previous.then(done);
@@ -80,12 +120,13 @@ export class TabletHost {
 
   reports(): TabletReport[] {
     const out: TabletReport[] = [];
-    for (const id of [...this.assigned].sort((a, b) => a - b)) {
+    for (const id of [...this.configs.keys()].sort((a, b) => a - b)) {
       const a = this.actors.get(id);
-      if (a && a.serving) out.push({ id, resident: true, lsn: a.lsn, cells: a.cells });
+      if (a && a.serving) out.push({ id, resident: true, lsn: a.lsn, cells: a.cells, epoch: a.epoch, role: a.role });
       else {
         const k = this.known.get(id);
-        out.push({ id, resident: false, lsn: k?.lsn ?? 0, cells: k?.cells ?? null });
+        const cfg = this.configs.get(id)!;
+        out.push({ id, resident: false, lsn: k?.lsn ?? 0, cells: k?.cells ?? null, epoch: k?.epoch ?? 0, role: roleOf(cfg, this.opts.me) });
       }
     }
     return out;
@@ -95,10 +136,29 @@ export class TabletHost {
     return this.actors.size;
   }
 
-
   /** Closes every tablet (checkpointing them) and waits for all of it. */
   async closeAll(checkpoint: boolean): Promise<void> {
     for (const id of [...this.actors.keys()]) this.evict(id, checkpoint);
     await Promise.all([...this.closing.values()]);
   }
+
+  /** Drops every tablet as a crash would: nothing is checkpointed, unsynced appends are lost. */
+  async crashAll(): Promise<void> {
+    const all = [...this.actors.values()];
+    this.actors.clear();
+    await Promise.all([...all.map((a) => a.crash()), ...this.closing.values()]);
+  }
+}
+
+function sameConfig(a: TabletConfig, b: TabletConfig): boolean {
+  return a.epoch === b.epoch && a.primary === b.primary && a.inSync.join() === b.inSync.join() && a.replicas.join() === b.replicas.join();
+}
+
+function isLagging(cfg: TabletConfig, me: string): boolean {
+  return cfg.primary !== null && cfg.primary !== me && !cfg.inSync.includes(me);
+}
+
+function roleOf(cfg: TabletConfig, me: string): TabletReport['role'] {
+  if (cfg.primary === me) return 'primary';
+  return cfg.inSync.includes(me) ? 'replica' : 'catching_up';
 }

@@ -1,26 +1,42 @@
-// The tablet actor: owns one tablet's rows (TabletState) and its write-ahead log (Wal).
-// Writes are decided, applied in memory and appended to the log in mailbox order; the reply waits
-// until the record is durable (group commit shares one fdatasync among many writes). A read that
-// observed the table waits until every write before it is durable, so nobody sees a value that a
-// crash could take back.
+// The tablet actor: the I/O edge of ReplicaCore for one tablet on one node. It owns the tablet's
+// write-ahead log (Wal) and feeds the core one message at a time: requests from clients, peers and
+// the master, "durable up to n" notices from the log, configuration and lease updates, ticks. It
+// carries out the core's effects: log appends (group-committed), snapshot installs, replies, and
+// messages to peer tablets and the master.
 import { join } from 'node:path';
-import { errorReply, type DataRequest } from '../../transport/messages.js';
+import { errorReply, type CatchupRep, type CatchupReq, type DataRequest, type DropReq, type InSyncReq, type PositionReq, type Reply, type ReplAckRep, type ReplReq } from '../../transport/messages.js';
 import type { Respond } from '../../transport/rpc.js';
 import { Actor } from '../actor.js';
+import { monoNow } from '../clock.js';
+import { ReplicaCore, type CoreOptions, type Effect, type Input, type TabletConfig } from './replica-core.js';
 import { TabletState } from './tablet-state.js';
 import { Wal } from './wal.js';
+
+/** What a tablet actor needs from its worker: sockets to peers and to the master. */
+export interface TabletEnv {
+  send(to: string, tablet: number, req: ReplReq | CatchupReq): Promise<Reply>;
+  master(req: InSyncReq | DropReq): Promise<Reply>;
+  log(level: 'info' | 'warn' | 'error', msg: string): void;
+}
 
 export interface TabletOptions {
   dir: string; // the node's data directory; this tablet lives in dir/tablet-<id>
   maxRecordBytes: number;
   checkpointBytes: number;
-  maxScan: number;
   mailbox: number;
-  log: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  core: Omit<CoreOptions, 'tablet'>;
 }
 
+export type TabletRequest = DataRequest | ReplReq | CatchupReq | PositionReq;
+
 export type TabletMsg =
-  | { kind: 'request'; req: DataRequest; respond: Respond }
+  | { kind: 'request'; req: TabletRequest; respond: Respond }
+  | { kind: 'repl_ack'; from: string; rep: ReplAckRep }
+  | { kind: 'catchup_rep'; rep: CatchupRep | { t: 'error'; code: 'unavailable' } }
+  | { kind: 'durable'; lsn: number }
+  | { kind: 'config'; cfg: TabletConfig }
+  | { kind: 'lease'; until: number }
+  | { kind: 'tick' }
   | { kind: 'checkpoint' }
   | { kind: 'close'; checkpoint: boolean; done: () => void };
 
@@ -31,47 +47,60 @@ export function tabletDir(dataDir: string, id: number): string {
 }
 
 export class TabletActor extends Actor<TabletMsg> {
-  private state: TabletState;
+  private core: ReplicaCore | null = null;
   private wal: Wal | null = null;
   private phase: Phase = 'loading';
   private checkpointQueued = false;
   private readonly loaded: Promise<void>;
+  private readonly responders = new Map<number, Respond>();
+  private nextToken = 1;
+  private syncRequested = 0; // highest lsn a durable notice is already on its way for
 
-  constructor(readonly id: number, private readonly opts: TabletOptions, after: Promise<void> = Promise.resolve()) {
+  constructor(readonly id: number, private readonly opts: TabletOptions, private readonly env: TabletEnv, after: Promise<void> = Promise.resolve()) {
     super(`tablet/${id}`, opts.mailbox);
-    this.state = new TabletState(id);
-    // Loading is the first thing in the mailbox's life: requests queue behind it.
+    // Loading is the first thing in the mailbox's life: messages queue behind it.
     this.loaded = after.then(() => this.load());
     this.loaded.catch(() => undefined);
   }
 
   get lsn(): number {
-    return this.state.lsn;
+    return this.core?.lsn ?? 0;
   }
-
   get cells(): number {
-    return this.state.cells;
+    return this.core?.cells ?? 0;
   }
-
+  get epoch(): number {
+    return this.core?.epoch ?? 0;
+  }
+  get role(): ReplicaCore['role'] {
+    return this.core?.role ?? 'idle';
+  }
   get serving(): boolean {
     return this.phase === 'serving';
+  }
+  get failed(): boolean {
+    return this.phase === 'failed';
   }
 
   private async load(): Promise<void> {
     const started = Date.now();
     const { wal, recovered } = await Wal.open(tabletDir(this.opts.dir, this.id), {
       maxRecordBytes: this.opts.maxRecordBytes,
-      onProblem: (m) => this.opts.log('warn', `tablet ${this.id}: ${m}`),
+      onProblem: (m) => this.env.log('warn', `tablet ${this.id}: ${m}`),
     });
     const state = new TabletState(this.id, recovered.checkpointLsn, Math.max(1, recovered.checkpointEpoch));
     for (const [row, col, value] of recovered.cells) state.putCell(row, col, value);
-    for (const rec of recovered.records) state.apply(rec);
-    this.state = state;
+    let lastEpoch = recovered.checkpointEpoch;
+    for (const rec of recovered.records) {
+      state.apply(rec);
+      lastEpoch = rec.epoch;
+    }
+    this.core = new ReplicaCore({ ...this.opts.core, tablet: this.id }, { state, lastEpoch });
     this.wal = wal;
     this.phase = 'serving';
     const ms = Date.now() - started;
     if (recovered.records.length > 0 || recovered.problems.length > 0 || ms > 100) {
-      this.opts.log('info', `tablet ${this.id} loaded: ${state.cells} cells, lsn ${state.lsn}, ${recovered.records.length} log records replayed in ${ms} ms`);
+      this.env.log('info', `tablet ${this.id} loaded: ${state.cells} cells, lsn ${state.lsn}, ${recovered.records.length} log records replayed in ${ms} ms`);
     }
   }
 
@@ -82,47 +111,119 @@ export class TabletActor extends Actor<TabletMsg> {
         () => this.receive(msg),
         (e: unknown) => {
           this.phase = 'failed';
-          this.opts.log('error', `tablet ${this.id} failed to load: ${(e as Error).message}`);
-          this.receive(msg);
+          this.env.log('error', `tablet ${this.id} failed to load: ${(e as Error).message}`);
+          return this.receive(msg);
         },
       );
     }
+    if (msg.kind === 'close') return this.close(msg.checkpoint).then(msg.done);
+    const core = this.core;
+    if (this.phase !== 'serving' || core === null) {
+      if (msg.kind === 'request') msg.respond(errorReply('unavailable', `tablet ${this.id} is ${this.phase}`));
+      return;
+    }
     switch (msg.kind) {
       case 'request':
-        return this.onRequest(msg.req, msg.respond);
+        return this.feed(this.inputFor(msg.req, msg.respond));
+      case 'repl_ack':
+        return this.feed({ kind: 'repl_ack', from: msg.from, rep: msg.rep });
+      case 'catchup_rep':
+        return this.feed({ kind: 'catchup_rep', rep: msg.rep });
+      case 'durable':
+        return this.feed({ kind: 'durable', lsn: msg.lsn });
+      case 'config':
+        return this.feed({ kind: 'config', cfg: msg.cfg });
+      case 'lease':
+        return this.feed({ kind: 'lease', until: msg.until });
+      case 'tick':
+        return this.feed({ kind: 'tick' });
       case 'checkpoint':
         this.checkpointQueued = false;
         return this.checkpoint();
-      case 'close':
-        return this.close(msg.checkpoint).then(msg.done);
     }
   }
 
-  private onRequest(req: DataRequest, respond: Respond): void {
-    const wal = this.wal;
-    if (this.phase !== 'serving' || wal === null) {
-      respond(errorReply('unavailable', `tablet ${this.id} is ${this.phase}`));
-      return;
+  private inputFor(req: TabletRequest, respond: Respond): Input {
+    const token = this.nextToken++;
+    this.responders.set(token, respond);
+    switch (req.t) {
+      case 'repl':
+        return { kind: 'repl', token, req };
+      case 'catchup':
+        return { kind: 'catchup', token, req };
+      case 'position':
+        return { kind: 'position', token, epoch: req.epoch };
+      default:
+        return { kind: 'client', token, req };
     }
-    const { reply, record } = this.state.decide(req, this.opts.maxScan);
-    if (record !== null) {
-      this.state.apply(record);
-      wal.append(record);
+  }
+
+  /** Feeds one input to the core and carries out its effects; an install blocks the mailbox until done. */
+  private feed(input: Input): void | Promise<void> {
+    const effects = this.core!.handle(input, monoNow());
+    return this.carryOut(effects);
+  }
+
+  private carryOut(effects: Effect[]): void | Promise<void> {
+    const wal = this.wal!;
+    let appended = 0;
+    let install: Extract<Effect, { kind: 'install' }> | null = null;
+    for (const e of effects) {
+      switch (e.kind) {
+        case 'append':
+          wal.append(e.record);
+          appended = e.record.lsn;
+          break;
+        case 'reply': {
+          const respond = this.responders.get(e.token);
+          this.responders.delete(e.token);
+          respond?.(e.reply);
+          break;
+        }
+        case 'send':
+          this.sendToPeer(e.to, e.req);
+          break;
+        case 'master':
+          this.env.master(e.req).catch(() => undefined); // the core asks again if nothing changes
+          break;
+        case 'install':
+          install = e;
+          break;
+      }
+    }
+    if (appended > this.syncRequested) {
+      this.syncRequested = appended;
+      wal.whenDurable(appended).then(
+        () => this.tell({ kind: 'durable', lsn: appended }, true),
+        (e: unknown) => {
+          if (wal.failed) this.fail(e);
+        },
+      );
       if (!this.checkpointQueued && wal.bytesSinceCheckpoint > this.opts.checkpointBytes) {
         this.checkpointQueued = this.tell({ kind: 'checkpoint' }, true);
       }
     }
-    // Every reply waits for the log to be durable up to what this request saw or wrote.
-    const upTo = this.state.lsn;
-    if (wal.durableLsn >= upTo) {
-      respond(reply);
-      return;
-    }
-    wal.whenDurable(upTo).then(
-      () => respond(reply),
-      (e: unknown) => {
-        respond(errorReply('internal', `tablet ${this.id}: log write failed`));
-        this.fail(e);
+    if (install) return this.install(install);
+  }
+
+  private async install(e: Extract<Effect, { kind: 'install' }>): Promise<void> {
+    const started = Date.now();
+    await this.wal!.install(e.lsn, e.epoch, e.cells);
+    this.syncRequested = e.lsn;
+    this.env.log('info', `tablet ${this.id}: installed a snapshot of ${e.cells.length} cells at lsn ${e.lsn} in ${Date.now() - started} ms`);
+    return this.carryOut(this.core!.handle({ kind: 'installed', lsn: e.lsn }, monoNow()));
+  }
+
+  private sendToPeer(to: string, req: ReplReq | CatchupReq): void {
+    this.env.send(to, this.id, req).then(
+      (rep) => {
+        if (rep.t === 'repl_ack') this.tell({ kind: 'repl_ack', from: to, rep }, true);
+        else if (rep.t === 'catchup_rep') this.tell({ kind: 'catchup_rep', rep }, true);
+        else if (req.t === 'catchup') this.tell({ kind: 'catchup_rep', rep: { t: 'error', code: 'unavailable' } }, true);
+      },
+      () => {
+        // Lost: repl batches are retransmitted on a tick; a catch-up is asked again.
+        if (req.t === 'catchup') this.tell({ kind: 'catchup_rep', rep: { t: 'error', code: 'unavailable' } }, true);
       },
     );
   }
@@ -131,20 +232,19 @@ export class TabletActor extends Actor<TabletMsg> {
   private fail(e: unknown): void {
     if (this.phase === 'failed') return;
     this.phase = 'failed';
-    this.opts.log('error', `tablet ${this.id}: ${(e as Error).message}; dropping it from memory`);
-  }
-
-  get failed(): boolean {
-    return this.phase === 'failed';
+    this.env.log('error', `tablet ${this.id}: ${(e as Error).message}; dropping it from memory`);
+    for (const r of this.responders.values()) r(errorReply('internal', `tablet ${this.id} failed`));
+    this.responders.clear();
   }
 
   private async checkpoint(): Promise<void> {
     const wal = this.wal;
-    if (this.phase !== 'serving' || wal === null) return;
+    const core = this.core;
+    if (this.phase !== 'serving' || wal === null || core === null) return;
     const started = Date.now();
-    await wal.whenDurable(this.state.lsn);
-    await wal.checkpoint(this.state.lsn, this.state.epoch, this.state.allCells());
-    this.opts.log('info', `tablet ${this.id} checkpointed at lsn ${this.state.lsn} (${this.state.cells} cells) in ${Date.now() - started} ms`);
+    await wal.whenDurable(core.lsn);
+    await wal.checkpoint(core.lsn, core.epoch, core.tablet.allCells());
+    this.env.log('info', `tablet ${this.id} checkpointed at lsn ${core.lsn} (${core.cells} cells) in ${Date.now() - started} ms`);
   }
 
   private async close(checkpoint: boolean): Promise<void> {
@@ -158,12 +258,25 @@ export class TabletActor extends Actor<TabletMsg> {
         if (m.kind === 'request') m.respond(errorReply('unavailable', `tablet ${this.id} is closing`));
         else if (m.kind === 'close') m.done();
       }
+      for (const r of this.responders.values()) r(errorReply('unavailable', `tablet ${this.id} is closing`));
+      this.responders.clear();
       if (wal !== null) await wal.close().catch(() => undefined);
     }
   }
 
+  /** Drops everything like a crash would (admin stop): unsynced appends are lost. */
+  async crash(): Promise<void> {
+    this.phase = 'closed';
+    this.stop();
+    this.responders.clear();
+    const wal = this.wal;
+    this.wal = null;
+    await this.loaded.catch(() => undefined);
+    await (wal ?? this.wal)?.abandon();
+  }
+
   protected override crashed(error: unknown, msg: TabletMsg): void {
-    this.opts.log('error', `tablet ${this.id} crashed on ${msg.kind}: ${(error as Error).stack ?? error}`);
+    this.env.log('error', `tablet ${this.id} crashed on ${msg.kind}: ${(error as Error).stack ?? error}`);
     this.phase = 'failed';
     if (msg.kind === 'request') msg.respond(errorReply('internal', `tablet ${this.id} failed`));
     if (msg.kind === 'close') msg.done();

@@ -580,6 +580,11 @@ export class Wal {
     return this._lastLsn;
   }
 
+  /** True once an I/O error made the log unusable. */
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+
   /** Last lsn known to be fdatasync'd. */
   get durableLsn(): number {
     return this._durableLsn;
@@ -635,6 +640,52 @@ export class Wal {
     } finally {
       this.checkpointing = null;
     }
+  }
+
+  /**
+   * Replaces the whole log with a snapshot: afterwards the tablet's durable state is exactly `cells`
+   * as of (lsn, epoch), whatever the log held before (a replica whose log diverged, or fell behind
+   * the primary's memory). Segments go first, so a crash midway leaves an older state, never a mix.
+   */
+  async install(lsn: number, epoch: number, cells: Iterable<[string, string, Uint8Array]>): Promise<void> {
+    this.assertUsable('install');
+    if (this.checkpointing) throw new Error('install during checkpoint');
+    const run = (async () => {
+      await this.whenDurable(this._lastLsn);
+      await this.flushing;
+      await this.segment.close();
+      for (const seg of await listSegments(this.dir)) await unlink(seg.file);
+      await syncDir(this.dir);
+      await writeCheckpointFile(this.dir, lsn, epoch, cells, this.opts.maxRecordBytes);
+      this.segment = await open(path.join(this.dir, segmentName(lsn + 1)), 'w');
+      this.segmentStart = lsn + 1;
+      await syncDir(this.dir);
+      this._lastLsn = this._durableLsn = this.handedLsn = lsn;
+      this.sinceCheckpoint = 0;
+      this.resolveWaiters();
+      this.rejectWaiters(new Error('records replaced by a snapshot'));
+    })();
+    this.checkpointing = run.catch((e: unknown) => this.fail(e));
+    try {
+      await run;
+    } finally {
+      this.checkpointing = null;
+    }
+  }
+
+  /**
+   * Behaves like a crash: whatever is appended but not yet written is lost; a write already in
+   * progress is allowed to finish (so it cannot land after a successor reopened the files).
+   */
+  async abandon(): Promise<void> {
+    this.closing = true;
+    this.queue = [];
+    this.handedLsn = this._durableLsn;
+    await this.checkpointing;
+    await this.flushing;
+    this.closed = true;
+    this.rejectWaiters(new Error('WAL abandoned'));
+    await this.segment.close().catch(() => {});
   }
 
   /** Flushes everything appended, waits for it to be durable, and closes the files. */

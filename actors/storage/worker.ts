@@ -1,27 +1,39 @@
 // A tablet worker thread: one ROUTER socket and the tablet actors whose id maps to this worker.
-// Requests arrive straight from session actors; the node's main thread only sends assignments.
+// Requests arrive straight from session actors, peer tablets and the master; the node's main thread
+// only sends the map (this worker's tablet configurations), the lease, and stop/crash orders.
 import { parentPort, workerData } from 'node:worker_threads';
-import { errorReply, MAX_SCAN_LIMIT, type Request } from '../../transport/messages.js';
-import { RpcServer, type Respond } from '../../transport/rpc.js';
+import { errorReply, MAX_SCAN_LIMIT, type MapNode, type Request, type TabletReport } from '../../transport/messages.js';
 import { workerIndex } from '../../transport/partition.js';
+import { RpcClient, RpcServer, type Respond } from '../../transport/rpc.js';
 import { createLogger } from '../log.js';
+import type { TabletConfig } from './replica-core.js';
 import { TabletHost } from './tablet-host.js';
 
 export interface WorkerConfig {
   node: string;
   index: number;
   workers: number;
+  nodes: number; // storage nodes in the topology (for workerIndex)
   endpoint: string;
+  master: string;
   dataDir: string;
   resident: number;
   maxMessageBytes: number;
   checkpointBytes: number;
+  requestMs: number;
+  heartbeatMs: number;
 }
 
-export type ToWorker = { type: 'assign'; tablets: number[] } | { type: 'report'; id: number } | { type: 'stop'; id: number };
+export interface WorkerAssignment {
+  configs: Array<[number, TabletConfig]>;
+  nodes: MapNode[];
+  leaseUntil: number;
+}
+
+export type ToWorker = ({ type: 'assign' } & WorkerAssignment) | { type: 'report'; id: number } | { type: 'stop'; id: number; crash: boolean };
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'report'; id: number; tablets: import('../../transport/messages.js').TabletReport[]; received: number; malformed: number; oversized: number; ops: number; resident: number; evictions: number }
+  | { type: 'report'; id: number; tablets: TabletReport[]; received: number; malformed: number; oversized: number; ops: number; resident: number; evictions: number }
   | { type: 'stopped'; id: number }
   | { type: 'fatal'; message: string };
 
@@ -29,16 +41,54 @@ const cfg = workerData as WorkerConfig;
 const log = createLogger(`${cfg.node}/worker-${cfg.index}`);
 const port = parentPort!;
 let assignmentKnown = false;
+let nodes = new Map<string, MapNode>();
+let stopping = false;
 
-const host = new TabletHost({
-  dir: cfg.dataDir,
-  resident: cfg.resident,
-  maxRecordBytes: cfg.maxMessageBytes,
-  checkpointBytes: cfg.checkpointBytes,
-  maxScan: MAX_SCAN_LIMIT,
-  mailbox: 10_000,
-  log: (level, msg) => log[level](msg),
-});
+// Sockets to peer workers and the master, shared by every tablet of this worker.
+const clients = new Map<string, RpcClient>();
+function client(ep: string): RpcClient {
+  let c = clients.get(ep);
+  if (!c) {
+    c = new RpcClient(ep, { timeoutMs: cfg.requestMs, maxInflight: 4096, maxMessageBytes: cfg.maxMessageBytes, connectWaitMs: 250 });
+    clients.set(ep, c);
+  }
+  return c;
+}
+
+const host = new TabletHost(
+  {
+    me: cfg.node,
+    dir: cfg.dataDir,
+    resident: cfg.resident,
+    maxRecordBytes: cfg.maxMessageBytes,
+    checkpointBytes: cfg.checkpointBytes,
+    mailbox: 10_000,
+    core: {
+      me: cfg.node,
+      maxScan: MAX_SCAN_LIMIT,
+      ringRecords: 200_000,
+      ringBytes: 64 << 20,
+      batchBytes: Math.min(4 << 20, Math.floor(cfg.maxMessageBytes / 2)),
+      maxInflightBatches: 16,
+      retransmitMs: Math.max(200, cfg.heartbeatMs * 2),
+      joinerTimeoutMs: 2000,
+      dropAfterMs: 1000,
+      retryMs: Math.max(100, cfg.heartbeatMs),
+      commitTimeoutMs: cfg.requestMs,
+    },
+  },
+  {
+    send(to, tablet, req) {
+      const node = nodes.get(to);
+      if (!node) return Promise.reject(new Error(`unknown node ${to}`));
+      return client(node.workers[workerIndex(tablet, node.workers.length, cfg.nodes)]!).request(req);
+    },
+    master(req) {
+      return client(cfg.master).request(req);
+    },
+    log: (level, msg) => log[level](msg),
+  },
+);
 
 function handle(req: Request, respond: Respond): void {
   switch (req.t) {
@@ -48,8 +98,12 @@ function handle(req: Request, respond: Respond): void {
     case 'del':
     case 'cols':
     case 'scan':
+    case 'repl':
+    case 'catchup':
+    case 'position':
+      if (stopping) return; // a crashed node answers nothing on the data path
       if (!assignmentKnown) return respond(errorReply('unavailable', `${cfg.node} has not heard from the master yet`));
-      if (workerIndex(req.tablet, cfg.workers) !== cfg.index || !host.isAssigned(req.tablet)) {
+      if (workerIndex(req.tablet, cfg.workers, cfg.nodes) !== cfg.index || !host.isAssigned(req.tablet)) {
         return respond(errorReply('not_mine', `tablet ${req.tablet} is not served by ${cfg.node} worker ${cfg.index}`));
       }
       return host.dispatch(req, respond);
@@ -65,12 +119,27 @@ const server = new RpcServer({
   onProblem: (reason) => log.warn({ reason }, 'bad frame'),
 });
 
+const ticker = setInterval(() => host.tick(), 50);
+
+async function stop(crash: boolean): Promise<void> {
+  stopping = true;
+  clearInterval(ticker);
+  await server.close();
+  if (crash) await host.crashAll();
+  else await host.closeAll(true);
+  await Promise.all([...clients.values()].map((c) => c.close()));
+}
+
 port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
-    case 'assign':
+    case 'assign': {
+      if (stopping) return;
       assignmentKnown = true;
-      host.setAssigned(msg.tablets.filter((t) => workerIndex(t, cfg.workers) === cfg.index));
+      nodes = new Map(msg.nodes.map((n) => [n.name, n]));
+      host.setConfigs(new Map(msg.configs.filter(([t]) => workerIndex(t, cfg.workers, cfg.nodes) === cfg.index)));
+      host.setLease(msg.leaseUntil);
       break;
+    }
     case 'report':
       port.postMessage({
         type: 'report',
@@ -83,11 +152,7 @@ port.on('message', (msg: ToWorker) => {
       } satisfies FromWorker);
       break;
     case 'stop':
-      void (async () => {
-        await server.close();
-        await host.closeAll(true);
-        port.postMessage({ type: 'stopped', id: msg.id } satisfies FromWorker);
-      })();
+      void stop(msg.crash).then(() => port.postMessage({ type: 'stopped', id: msg.id } satisfies FromWorker));
       break;
   }
 });

@@ -1,0 +1,276 @@
+// The master as a pure state machine: heartbeats, replies and clock in; the tablet map, lease grants
+// and effects (persist the assignments, ask replicas for their log position) out. runMaster (master.ts)
+// is its I/O edge, and the simulator in test/ drives it directly.
+//
+// Failover: when a tablet's primary is dead or stopped AND its lease has certainly expired, the master
+// bumps the tablet's epoch, clears the primary (so nobody serves it), asks every live in-sync replica
+// for its log end (which also fences it against the old epoch), and promotes the one with the longest
+// log; the replicas that answered stay in sync (their logs are prefixes of the winner's), the rest drop out.
+import type { MapNode, NodeState, NodeStatus, TabletAssignment, TabletMap, TabletReport } from '../transport/messages.js';
+
+export interface MasterOptions {
+  tablets: number;
+  replication: number;
+  storage: Array<{ name: string; control: string; workers: string[] }>;
+  master: { name: string; address: string };
+  leaseMs: number;
+  /** Margin added to a lease before the master believes it expired (clock rate differences, delays). */
+  leaseMarginMs: number;
+  nodeDeadMs: number;
+  electionTimeoutMs: number;
+}
+
+export interface PersistedAssignment {
+  id: number;
+  replicas: string[];
+  primary: string | null;
+  epoch: number;
+  inSync: string[];
+}
+
+export type MasterEffect =
+  | { kind: 'persist'; assignments: PersistedAssignment[] }
+  | { kind: 'position'; node: string; tablet: number; epoch: number }
+  | { kind: 'log'; msg: string };
+
+interface NodeRecord {
+  name: string;
+  lastSeen: number | null;
+  /** When the last lease granted to this node was granted (its lease ends before this + leaseMs). */
+  leaseGrantedAt: number;
+  pid: number | null;
+  stopped: boolean;
+}
+
+interface Election {
+  epoch: number;
+  asked: Set<string>;
+  answers: Map<string, number>;
+  deadline: number;
+}
+
+/** Replica sets spread evenly: tablet t lives on nodes t, t+1, ..., t+R-1 (mod N); the first is primary. */
+export function initialAssignments(names: string[], tablets: number, replication: number): PersistedAssignment[] {
+  return Array.from({ length: tablets }, (_, id) => {
+    const replicas = Array.from({ length: replication }, (_, i) => names[(id + i) % names.length]!);
+    return { id, replicas, primary: replicas[0]!, epoch: 1, inSync: [...replicas] };
+  });
+}
+
+export class MasterCore {
+  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly assignments: TabletAssignment[];
+  private readonly elections = new Map<number, Election>();
+  private readonly states = new Map<string, NodeState>();
+  private version = 1;
+  private out: MasterEffect[] = [];
+  private readonly startedAt: number;
+
+  constructor(private readonly opts: MasterOptions, persisted: PersistedAssignment[] | null, now: number) {
+    this.startedAt = now;
+    const names = opts.storage.map((s) => s.name);
+    // A master that starts (or restarts) must assume every node may hold a lease granted just now.
+    for (const n of names) this.nodes.set(n, { name: n, lastSeen: null, leaseGrantedAt: now, pid: null, stopped: false });
+    const base = persisted && persisted.length === opts.tablets ? persisted : initialAssignments(names, opts.tablets, opts.replication);
+    this.assignments = base.map((a) => ({ ...a, replicas: [...a.replicas], inSync: [...a.inSync], lsn: {} }));
+    if (!persisted) this.persist();
+    for (const n of names) this.states.set(n, 'unknown');
+  }
+
+  get mapVersion(): number {
+    return this.version;
+  }
+
+  takeEffects(): MasterEffect[] {
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  // ---- inputs ----
+
+  /** A heartbeat. Returns the lease granted (ms, 0 for none) or null for a node the topology does not know. */
+  heartbeat(node: string, pid: number, tablets: TabletReport[], stopped: boolean, now: number): number | null {
+    const rec = this.nodes.get(node);
+    if (!rec) return null;
+    rec.lastSeen = now;
+    rec.pid = pid;
+    rec.stopped = stopped;
+    for (const t of tablets) {
+      const a = this.assignments[t.id];
+      if (a && a.replicas.includes(node)) a.lsn[node] = t.lsn;
+    }
+    this.tick(now);
+    if (stopped) return 0;
+    rec.leaseGrantedAt = now;
+    return this.opts.leaseMs;
+  }
+
+  /** A replica's answer to a position request (lsn null: it did not answer). */
+  positionReply(node: string, tablet: number, epoch: number, lsn: number | null, now: number): void {
+    const e = this.elections.get(tablet);
+    if (!e || e.epoch !== epoch || !e.asked.has(node)) return;
+    if (lsn === null) e.asked.delete(node);
+    else e.answers.set(node, lsn);
+    this.tryFinishElection(tablet, now);
+  }
+
+  /** The primary says a joining replica has caught up. */
+  inSync(tablet: number, node: string, epoch: number, now: number): boolean {
+    const a = this.assignments[tablet];
+    if (!a || a.epoch !== epoch || a.primary === null || !a.replicas.includes(node)) return false;
+    if (!this.isUp(node, now)) return false;
+    if (!a.inSync.includes(node)) {
+      a.inSync.push(node);
+      this.changed(`tablet ${tablet}: ${node} is in sync (epoch ${epoch})`);
+    }
+    return true;
+  }
+
+  /** The primary says an in-sync replica stopped acknowledging. */
+  drop(tablet: number, node: string, epoch: number): boolean {
+    const a = this.assignments[tablet];
+    if (!a || a.epoch !== epoch || node === a.primary) return false;
+    if (a.inSync.includes(node)) {
+      a.inSync = a.inSync.filter((n) => n !== node);
+      this.changed(`tablet ${tablet}: ${node} dropped from the in-sync set at its primary's request`);
+    }
+    return true;
+  }
+
+  tick(now: number): void {
+    this.refreshStates(now);
+    for (const a of this.assignments) {
+      // A dead or stopped replica stops counting: the primary no longer waits for it. (Only while a
+      // primary lives: during an election the in-sync set is exactly the set of possible winners.)
+      for (const n of a.inSync) {
+        if (a.primary !== null && n !== a.primary && this.isDown(n, now)) {
+          a.inSync = a.inSync.filter((x) => x !== n);
+          this.changed(`tablet ${a.id}: ${n} is down; out of the in-sync set`);
+        }
+      }
+      if (a.primary !== null && this.isDown(a.primary, now) && this.leaseExpired(a.primary, now)) this.startElection(a, now);
+      else if (a.primary === null) this.tryFinishElection(a.id, now);
+    }
+  }
+
+  // ---- failover ----
+
+  private startElection(a: TabletAssignment, now: number): void {
+    const old = a.primary;
+    a.epoch++;
+    a.primary = null;
+    this.changed(`tablet ${a.id}: primary ${old} is down and its lease expired; electing (epoch ${a.epoch})`);
+    this.ask(a, now);
+  }
+
+  private ask(a: TabletAssignment, now: number): void {
+    const candidates = a.inSync.filter((n) => this.isUp(n, now));
+    const e: Election = { epoch: a.epoch, asked: new Set(candidates), answers: new Map(), deadline: now + this.opts.electionTimeoutMs };
+    this.elections.set(a.id, e);
+    for (const n of candidates) this.out.push({ kind: 'position', node: n, tablet: a.id, epoch: a.epoch });
+  }
+
+  private tryFinishElection(tablet: number, now: number): void {
+    const a = this.assignments[tablet]!;
+    if (a.primary !== null) return;
+    const e = this.elections.get(tablet);
+    if (!e || e.epoch !== a.epoch) {
+      this.ask(a, now);
+      return;
+    }
+    const allAnswered = e.answers.size === e.asked.size;
+    if (e.answers.size === 0) {
+      if (now > e.deadline) this.ask(a, now); // nobody answered (or nobody to ask): try again
+      return;
+    }
+    if (!allAnswered && now <= e.deadline) return;
+    let winner = '';
+    let best = -1;
+    for (const [n, lsn] of e.answers) {
+      if (lsn > best) {
+        best = lsn;
+        winner = n;
+      }
+    }
+    a.primary = winner;
+    // Only those that answered were fenced and are known to be prefixes of the winner's log.
+    a.inSync = a.inSync.filter((n) => e.answers.has(n));
+    this.elections.delete(tablet);
+    this.changed(`tablet ${tablet}: ${winner} promoted at epoch ${a.epoch} (log end ${best}); in sync: ${a.inSync.join(', ')}`);
+  }
+
+  // ---- node states ----
+
+  private isUp(node: string, now: number): boolean {
+    const r = this.nodes.get(node);
+    return r !== undefined && r.lastSeen !== null && !r.stopped && now - r.lastSeen <= this.opts.nodeDeadMs;
+  }
+
+  /** Down for failover: dead, stopped, or never heard from since a start-up grace period (nodes boot slower than the master). */
+  private isDown(node: string, now: number): boolean {
+    const r = this.nodes.get(node)!;
+    if (r.lastSeen === null) return now - this.startedAt > Math.max(3000, 4 * this.opts.nodeDeadMs);
+    return !this.isUp(node, now);
+  }
+
+  private leaseExpired(node: string, now: number): boolean {
+    const r = this.nodes.get(node)!;
+    return now > r.leaseGrantedAt + this.opts.leaseMs + this.opts.leaseMarginMs;
+  }
+
+  private stateOf(node: string, now: number): NodeState {
+    const r = this.nodes.get(node)!;
+    if (r.lastSeen === null) return 'unknown';
+    if (now - r.lastSeen > this.opts.nodeDeadMs) return 'dead';
+    if (r.stopped) return 'stopped';
+    const lagging = this.assignments.some((a) => a.replicas.includes(node) && !a.inSync.includes(node));
+    return lagging ? 'recovering' : 'alive';
+  }
+
+  private refreshStates(now: number): void {
+    for (const n of this.nodes.keys()) {
+      const s = this.stateOf(n, now);
+      if (this.states.get(n) !== s) {
+        this.states.set(n, s);
+        this.version++;
+        this.out.push({ kind: 'log', msg: `node ${n} is ${s}` });
+      }
+    }
+  }
+
+  private changed(msg: string): void {
+    this.version++;
+    this.out.push({ kind: 'log', msg });
+    this.persist();
+  }
+
+  private persist(): void {
+    this.out.push({
+      kind: 'persist',
+      assignments: this.assignments.map((a) => ({ id: a.id, replicas: [...a.replicas], primary: a.primary, epoch: a.epoch, inSync: [...a.inSync] })),
+    });
+  }
+
+  // ---- outputs ----
+
+  map(): TabletMap {
+    const nodes: MapNode[] = this.opts.storage.map((s) => ({ name: s.name, control: s.control, workers: s.workers, state: this.states.get(s.name) ?? 'unknown' }));
+    return {
+      version: this.version,
+      tablets: this.opts.tablets,
+      replication: this.opts.replication,
+      assignments: this.assignments.map((a) => ({ ...a, replicas: [...a.replicas], inSync: [...a.inSync], lsn: { ...a.lsn } })),
+      nodes,
+    };
+  }
+
+  status(now: number, masterPid: number): NodeStatus[] {
+    const out: NodeStatus[] = [{ name: this.opts.master.name, kind: 'master', address: this.opts.master.address, state: 'alive', pid: masterPid, lastHeartbeatMs: 0 }];
+    for (const s of this.opts.storage) {
+      const r = this.nodes.get(s.name)!;
+      out.push({ name: s.name, kind: 'storage', address: s.control, state: this.stateOf(s.name, now), pid: r.pid, lastHeartbeatMs: r.lastSeen === null ? null : now - r.lastSeen });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,589 @@
+// `penncloud bench` (npm run bench): throughput and latency of the key-value store, next to the ceiling
+// of its transport, on a cluster started just for the run.
+//
+//   node dist/test/bench/kv-bench.js [--seconds N] [--nodes N] [--port P] [--only REGEX] [--profile DIR] [--keep]
+//
+// Processes:
+//   this orchestrator   starts the cluster (TestCluster: master + storage nodes, each its own process),
+//                       measures fdatasync, drives the cases, samples /proc, prints the results
+//   load-worker.js      the load generator (one StoreClient, closed loop of N lanes), forked
+//   echo-server.js      a bare RpcServer answering {t:'ok'}: the transport's round-trip ceiling, forked
+//
+// Output: a table on stdout, progress on stderr, and last one line `BENCH_JSON {...}` with every figure.
+// Exit 0 when every case ran without operation errors; 1 otherwise; 130 on Ctrl-C.
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { TestCluster } from '../support/cluster.js';
+import { endpoint } from '../../transport/topology.js';
+import { probeFsync, type FsyncProbe } from './fsync-probe.js';
+import { machineBusyPct, sampleMachine, sampleProcess, usageBetween, type ProcSample, type ProcUsage } from './proc-stats.js';
+import type { CaseResult, CaseSpec, FromEcho, FromLoad, ToLoad } from './protocol.js';
+
+// ---------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------
+
+interface Options {
+  seconds: number; // measured seconds per case
+  warmupSeconds: number;
+  nodes: number;
+  basePort: number;
+  tablets: number;
+  replication: number;
+  workerThreads: number;
+  only: RegExp | null; // run only the cases whose name matches
+  profileDir: string | null; // --cpu-prof every cluster node and the generator into this directory
+  keep: boolean; // keep the cluster's temp dir (logs, data)
+}
+
+const USAGE = `usage: kv-bench [--seconds N] [--warmup S] [--nodes N] [--port P] [--tablets N] [--replication N]
+                [--workers N] [--only REGEX] [--profile DIR] [--keep]
+  --seconds N      measured seconds per case (default 3)
+  --warmup S       unmeasured warm-up seconds per case (default min(0.5, seconds/4))
+  --nodes N        storage nodes (default 2)
+  --port P         base port of the bench cluster (default 17000; echo server on P+5)
+  --tablets N      tablets (default 16)     --replication N   replicas per tablet (default 1)
+  --workers N      worker threads per storage node (default 2)
+  --only REGEX     run only the cases whose name matches (e.g. 1KiB, '^put/', 'raw|/c64'); PUTs that GETs need still run
+  --profile DIR    run every cluster node and the generator with --cpu-prof, profiles into DIR
+  --keep           keep the cluster's temporary directory (node logs) afterwards`;
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { seconds: 3, warmupSeconds: -1, nodes: 2, basePort: 17000, tablets: 16, replication: 1, workerThreads: 2, only: null, profileDir: null, keep: false };
+  const num = (flag: string, v: string | undefined, min: number): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}\n${USAGE}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = argv[i + 1];
+    switch (a) {
+      case '--seconds': o.seconds = num(a, v, 0.1); i++; break;
+      case '--warmup': o.warmupSeconds = num(a, v, 0); i++; break;
+      case '--nodes': o.nodes = Math.floor(num(a, v, 1)); i++; break;
+      case '--port': o.basePort = Math.floor(num(a, v, 1024)); i++; break;
+      case '--tablets': o.tablets = Math.floor(num(a, v, 1)); i++; break;
+      case '--replication': o.replication = Math.floor(num(a, v, 1)); i++; break;
+      case '--workers': o.workerThreads = Math.floor(num(a, v, 1)); i++; break;
+      case '--only': if (v === undefined) throw new Error(`--only needs a value\n${USAGE}`); o.only = new RegExp(v); i++; break;
+      case '--profile': if (v === undefined) throw new Error(`--profile needs a directory\n${USAGE}`); o.profileDir = resolve(v); i++; break;
+      case '--keep': o.keep = true; break;
+      case '-h': case '--help': process.stdout.write(USAGE + '\n'); process.exit(0); break;
+      default: throw new Error(`unknown argument ${a}\n${USAGE}`);
+    }
+  }
+  if (o.replication > o.nodes) throw new Error(`--replication ${o.replication} needs at least as many --nodes`);
+  if (o.warmupSeconds < 0) o.warmupSeconds = Math.min(0.5, o.seconds / 4);
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases
+// ---------------------------------------------------------------------------------------------
+
+const KiB = 1024;
+const MiB = 1024 * 1024;
+
+function sizeLabel(bytes: number): string {
+  if (bytes >= MiB && bytes % MiB === 0) return `${bytes / MiB}MiB`;
+  if (bytes >= KiB && bytes % KiB === 0) return `${bytes / KiB}KiB`;
+  return `${bytes}B`;
+}
+
+function buildCases(o: Options): CaseSpec[] {
+  const warmupMs = Math.round(o.warmupSeconds * 1000);
+  const measureMs = Math.round(o.seconds * 1000);
+  const spec = (op: CaseSpec['op'], valueBytes: number, concurrency: number): CaseSpec => ({
+    name: op === 'raw' ? `raw/c${concurrency}` : `${op}/${sizeLabel(valueBytes)}/c${concurrency}`,
+    op,
+    valueBytes,
+    concurrency,
+    warmupMs,
+    measureMs,
+  });
+  // The transport ceiling first, on a quiet cluster.
+  const cases = [spec('raw', 0, 1), spec('raw', 0, 64)];
+  for (const size of [100, KiB, 64 * KiB]) {
+    for (const c of [1, 64]) cases.push(spec('put', size, c));
+    for (const c of [1, 64]) cases.push(spec('get', size, c));
+    for (const c of [1, 64]) cases.push(spec('cput', size, c));
+  }
+  cases.push(spec('put', MiB, 8), spec('get', MiB, 8));
+  if (o.only === null) return cases;
+  const only = o.only;
+  const selected = new Set(cases.filter((c) => only.test(c.name)));
+  // GETs read what PUTs wrote: keep one PUT case for every value size a selected GET reads.
+  for (const get of [...selected].filter((c) => c.op === 'get')) {
+    if (![...selected].some((c) => c.op === 'put' && c.valueBytes === get.valueBytes)) {
+      selected.add(cases.find((c) => c.op === 'put' && c.valueBytes === get.valueBytes)!);
+    }
+  }
+  return cases.filter((c) => selected.has(c));
+}
+
+interface Target {
+  name: string;
+  caseName: string;
+  metric: 'opsPerSec' | 'p50Ms' | 'p99Ms';
+  cmp: '>=' | '<';
+  goal: number;
+}
+
+const TARGETS: Target[] = [
+  { name: '1 KiB PUT @64 ops/s', caseName: 'put/1KiB/c64', metric: 'opsPerSec', cmp: '>=', goal: 15_000 },
+  { name: '1 KiB PUT @64 p99', caseName: 'put/1KiB/c64', metric: 'p99Ms', cmp: '<', goal: 10 },
+  { name: '1 KiB GET @64 ops/s', caseName: 'get/1KiB/c64', metric: 'opsPerSec', cmp: '>=', goal: 25_000 },
+  { name: '1 KiB GET @64 p99', caseName: 'get/1KiB/c64', metric: 'p99Ms', cmp: '<', goal: 10 },
+  { name: '1 KiB GET @1 p50', caseName: 'get/1KiB/c1', metric: 'p50Ms', cmp: '<', goal: 0.5 },
+];
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+// ---------------------------------------------------------------------------------------------
+
+/** Resolves with the first IPC message of `child` that `pick` accepts; rejects if the child exits first. */
+function nextMessage<M, T>(child: ChildProcess, pick: (m: M) => T | undefined, what: string): Promise<T> {
+  return new Promise((resolvePick, reject) => {
+    const onMessage = (m: M): void => {
+      const v = pick(m);
+      if (v === undefined) return;
+      cleanup();
+      resolvePick(v);
+    };
+    const onExit = (code: number | null, signal: string | null): void => {
+      cleanup();
+      reject(new Error(`${what}: the process exited (code ${code}, signal ${signal})`));
+    };
+    const cleanup = (): void => {
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+function forkSibling(file: string, args: string[], execArgv: string[]): ChildProcess {
+  const path = fileURLToPath(new URL(file, import.meta.url));
+  if (!existsSync(path)) throw new Error(`${path} is missing: build first (npx tsc -p .)`);
+  return fork(path, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+}
+
+/** Fails fast (instead of a 20 s wait for nodes that cannot bind) when a port of the bench is taken. */
+async function assertPortsFree(ports: number[]): Promise<void> {
+  for (const port of ports) {
+    await new Promise<void>((ok, fail) => {
+      const srv = createServer();
+      srv.once('error', () => fail(new Error(`port ${port} is in use (another bench or test cluster running?); pick another --port`)));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => ok()));
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+// ---------------------------------------------------------------------------------------------
+
+interface CaseRecord extends CaseResult {
+  /** CPU of the other processes during the measured window (% of one core), from /proc. */
+  procs: Record<string, ProcUsage | null>;
+  /** Whole-machine busy % (100 = every core busy). */
+  machineBusyPct: number | null;
+  /** CPU used by processes outside this bench during the window (% of one core): non-zero means a noisy machine. */
+  otherPct: number | null;
+}
+
+interface Resources {
+  cluster: TestCluster | null;
+  load: ChildProcess | null;
+  echo: ChildProcess | null;
+}
+
+const res: Resources = { cluster: null, load: null, echo: null };
+let cleaning: Promise<void> | null = null;
+
+/** Stops everything this run started; safe to call more than once (error path, Ctrl-C). */
+function cleanup(keep: boolean): Promise<void> {
+  cleaning ??= (async () => {
+    for (const child of [res.load, res.echo]) {
+      if (child && child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        if (child === res.load && child.connected) child.send({ type: 'stop' } satisfies ToLoad);
+        else child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+        await exited;
+        clearTimeout(timer);
+      }
+    }
+    await res.cluster?.stop(keep);
+  })();
+  return cleaning;
+}
+
+function log(line: string): void {
+  process.stderr.write(line + '\n');
+}
+
+async function run(o: Options): Promise<number> {
+  const workerPorts = (i: number): number[] => Array.from({ length: o.workerThreads + 1 }, (_, w) => o.basePort + i * 10 + w);
+  const echoEndpoint = endpoint('127.0.0.1', o.basePort + 5);
+  await assertPortsFree([o.basePort, o.basePort + 5, ...Array.from({ length: o.nodes }, (_, i) => workerPorts(i + 1)).flat()]);
+
+  const cluster = new TestCluster({ basePort: o.basePort, storageNodes: o.nodes, tablets: o.tablets, replication: o.replication, workerThreads: o.workerThreads });
+  res.cluster = cluster;
+  log(`bench: cluster dir ${cluster.dir}; ${o.nodes} storage nodes, ${o.tablets} tablets, replication ${o.replication}, ${o.workerThreads} worker threads; ${cpus().length} CPUs`);
+
+  // The disk floor, measured while nothing else runs.
+  const fsync = await probeFsync(cluster.dir, 300, 1024, o.tablets);
+  log(`bench: fdatasync of a 1 KiB append: p50 ${fmt(fsync.sync.p50Ms)} ms, p99 ${fmt(fsync.sync.p99Ms)} ms (via libuv: p50 ${fmt(fsync.async.p50Ms)} ms; ${o.tablets} files at once: ${fsync.parallel.flushesPerSec} flushes/s)`);
+
+  let profileNote: string | null = null;
+  const genExecArgv: string[] = [];
+  const userNodeOptions = process.env['NODE_OPTIONS'];
+  if (o.profileDir !== null) {
+    mkdirSync(o.profileDir, { recursive: true });
+    // Inherited by the node processes TestCluster spawns (`--cpu-prof` itself is not allowed in NODE_OPTIONS,
+    // so a preload starts the profiler in each thread); removed again for the forks below.
+    const preload = fileURLToPath(new URL('./cpu-prof-preload.js', import.meta.url));
+    process.env['NODE_OPTIONS'] = `${process.env['NODE_OPTIONS'] ?? ''} --import=${preload}`.trim();
+    process.env['PENNCLOUD_PROF_DIR'] = resolve(o.profileDir, 'cluster');
+    genExecArgv.push('--cpu-prof', `--cpu-prof-dir=${resolve(o.profileDir, 'generator')}`);
+    profileNote = `CPU profiles in ${o.profileDir}/{cluster,generator}; summary: node ${fileURLToPath(new URL('./prof-summary.js', import.meta.url))} ${o.profileDir}`;
+  }
+  const startedAt = performance.now();
+  await cluster.start();
+  // The forks below (echo server, generator) must not load the cluster's profiler preload.
+  if (userNodeOptions === undefined) delete process.env['NODE_OPTIONS'];
+  else process.env['NODE_OPTIONS'] = userNodeOptions;
+  delete process.env['PENNCLOUD_PROF_DIR'];
+  log(`bench: cluster up in ${Math.round(performance.now() - startedAt)} ms`);
+
+  // The echo server: the same RpcServer as the storage workers, minus the store.
+  const echo = forkSibling('./echo-server.js', [echoEndpoint, String(cluster.topo.limits.maxMessageBytes)], []);
+  res.echo = echo;
+  await nextMessage<FromEcho, FromEcho>(echo, (m) => m, 'echo server').then((m) => {
+    if (m.type === 'failed') throw new Error(`echo server: ${m.message}`);
+  });
+
+  // The load generator.
+  const load = forkSibling('./load-worker.js', [], genExecArgv);
+  res.load = load;
+  const send = (m: ToLoad): void => void load.send(m);
+  send({ type: 'init', topologyFile: cluster.topologyFile, echoEndpoint });
+  await nextMessage<FromLoad, FromLoad>(load, (m) => (m.type === 'ready' || m.type === 'failed' ? m : undefined), 'load generator').then((m) => {
+    if (m.type === 'failed') throw new Error(`load generator: ${m.message}`);
+  });
+
+  const pids = (): Record<string, number | undefined> => {
+    const p: Record<string, number | undefined> = { [cluster.topo.master.name]: cluster.pid(cluster.topo.master.name) };
+    for (const n of cluster.storageNames) p[n] = cluster.pid(n);
+    p['echo'] = echo.pid;
+    p['generator'] = load.pid;
+    p['bench'] = process.pid;
+    return p;
+  };
+
+  const records: CaseRecord[] = [];
+  const cases = buildCases(o);
+  const expected = cases.reduce((s, c) => s + c.warmupMs + c.measureMs, 0) / 1000;
+  log(`bench: ${cases.length} cases, about ${Math.round(expected)} s`);
+  for (const spec of cases) {
+    send({ type: 'case', spec });
+    // Sample every process when the measured window opens and again when the result arrives.
+    let before: Record<string, ProcSample | null> = {};
+    let machineBefore = sampleMachine();
+    let windowStart = performance.now();
+    const outcome = await new Promise<CaseResult>((resolveCase, reject) => {
+      const onMessage = (m: FromLoad): void => {
+        if (m.type === 'measuring') {
+          windowStart = performance.now();
+          machineBefore = sampleMachine();
+          before = Object.fromEntries(Object.entries(pids()).map(([k, pid]) => [k, sampleProcess(pid)]));
+        } else if (m.type === 'result' || m.type === 'failed') {
+          load.off('message', onMessage);
+          load.off('exit', onExit);
+          if (m.type === 'result') resolveCase(m.result);
+          else reject(new Error(m.message));
+        }
+      };
+      const onExit = (): void => reject(new Error('the load generator exited'));
+      load.on('message', onMessage);
+      load.once('exit', onExit);
+    });
+    const wallMs = performance.now() - windowStart;
+    const procs: Record<string, ProcUsage | null> = {};
+    for (const [k, pid] of Object.entries(pids())) procs[k] = usageBetween(before[k] ?? null, sampleProcess(pid), wallMs);
+    const busy = machineBusyPct(machineBefore, sampleMachine());
+    const ours = Object.values(procs).reduce((sum, u) => sum + (u?.pct ?? 0), 0);
+    const otherPct = busy === null ? null : Math.max(0, Math.round(busy * cpus().length - ours));
+    const rec: CaseRecord = { ...outcome, procs, machineBusyPct: busy, otherPct };
+    records.push(rec);
+    log(`  ${progressLine(rec, cluster.storageNames)}`);
+  }
+
+  await cleanup(o.keep);
+  if (o.keep) log(`bench: cluster files kept in ${cluster.dir}`);
+  if (profileNote) log(`bench: ${profileNote}`);
+
+  const report = buildReport(o, records, fsync, cluster.storageNames);
+  process.stdout.write(renderReport(report, records, cluster.storageNames) + '\n');
+  process.stdout.write(`BENCH_JSON ${JSON.stringify(report)}\n`);
+  return records.some((r) => r.errors > 0) ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+// ---------------------------------------------------------------------------------------------
+
+function fmt(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '-';
+  if (Math.abs(x) >= 100) return x.toFixed(0);
+  if (Math.abs(x) >= 10) return x.toFixed(1);
+  if (Math.abs(x) >= 1) return x.toFixed(2);
+  return x.toFixed(3);
+}
+
+function nodesPct(r: CaseRecord, storage: string[]): number | null {
+  if (r.op === 'raw') return r.procs['echo']?.pct ?? null;
+  let sum = 0;
+  for (const n of storage) {
+    const u = r.procs[n];
+    if (!u) return null;
+    sum += u.pct;
+  }
+  return Math.round(sum * 10) / 10;
+}
+
+/** Context switches per operation in the storage nodes (echo server for raw/*), or in the generator. */
+function ctxPerOp(r: CaseRecord, who: 'nodes' | 'generator', storage: string[]): number | null {
+  if (r.ops === 0) return null;
+  const names = who === 'generator' ? ['generator'] : r.op === 'raw' ? ['echo'] : storage;
+  let sum = 0;
+  for (const n of names) {
+    const u = r.procs[n];
+    if (!u) return null;
+    sum += u.ctxSwitches;
+  }
+  return Math.round((sum / r.ops) * 10) / 10;
+}
+
+function progressLine(r: CaseRecord, storage: string[]): string {
+  return `${r.name.padEnd(14)} ${String(r.opsPerSec).padStart(7)} ops/s  p50 ${fmt(r.latency.p50Ms)} ms  p99 ${fmt(r.latency.p99Ms)} ms  gen cpu ${r.generator.cpuPct}%  ${r.op === 'raw' ? 'echo' : 'nodes'} cpu ${nodesPct(r, storage) ?? '-'}%${r.errors ? `  ERRORS ${r.errors}: ${r.firstError}` : ''}`;
+}
+
+interface TargetOutcome {
+  name: string;
+  case: string;
+  goal: string;
+  actual: number | null;
+  pass: boolean;
+}
+
+function buildReport(o: Options, records: CaseRecord[], fsync: FsyncProbe, storage: string[]) {
+  const byName = new Map(records.map((r) => [r.name, r]));
+  const caseJson = (r: CaseRecord) => ({
+    op: r.op,
+    valueBytes: r.valueBytes,
+    concurrency: r.concurrency,
+    ops: r.ops,
+    errors: r.errors,
+    firstError: r.firstError,
+    elapsedMs: r.elapsedMs,
+    opsPerSec: r.opsPerSec,
+    mbPerSec: r.mbPerSec,
+    p50Ms: r.latency.p50Ms,
+    p90Ms: r.latency.p90Ms,
+    p99Ms: r.latency.p99Ms,
+    p999Ms: r.latency.p999Ms,
+    maxMs: r.latency.maxMs,
+    meanMs: Math.round(r.latency.meanMs * 1000) / 1000,
+    generator: r.generator,
+    nodesCpuPct: nodesPct(r, storage),
+    /** Context switches per operation: each one is a thread hand-off (ZeroMQ I/O thread, libuv pool, worker). */
+    nodesCtxSwitchesPerOp: ctxPerOp(r, 'nodes', storage),
+    generatorCtxSwitchesPerOp: ctxPerOp(r, 'generator', storage),
+    machineBusyPct: r.machineBusyPct,
+    otherCpuPct: r.otherPct,
+    procs: r.procs,
+  });
+  const targets: TargetOutcome[] = TARGETS.map((t) => {
+    const r = byName.get(t.caseName);
+    const actual = r === undefined ? null : t.metric === 'opsPerSec' ? r.opsPerSec : t.metric === 'p50Ms' ? r.latency.p50Ms : r.latency.p99Ms;
+    const pass = actual !== null && (t.cmp === '>=' ? actual >= t.goal : actual < t.goal);
+    return { name: t.name, case: t.caseName, goal: `${t.cmp} ${t.goal}${t.metric === 'opsPerSec' ? ' ops/s' : ' ms'}`, actual, pass };
+  });
+  const raw1 = byName.get('raw/c1');
+  const raw64 = byName.get('raw/c64');
+  const get1 = byName.get('get/1KiB/c1');
+  const get64 = byName.get('get/1KiB/c64');
+  const put1 = byName.get('put/1KiB/c1');
+  const ratio = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined || b === 0 ? null : Math.round((a / b) * 100) / 100);
+  const gens = records.map((r) => r.generator);
+  return {
+    version: 1,
+    config: { nodes: o.nodes, tablets: o.tablets, replication: o.replication, workerThreads: o.workerThreads, secondsPerCase: o.seconds, warmupSeconds: o.warmupSeconds, cpus: cpus().length, node: process.version },
+    cases: Object.fromEntries(records.map((r) => [r.name, caseJson(r)])),
+    throughput: {
+      put1MiBMBps: byName.get('put/1MiB/c8')?.mbPerSec ?? null,
+      get1MiBMBps: byName.get('get/1MiB/c8')?.mbPerSec ?? null,
+    },
+    raw: {
+      c1: raw1 ? { opsPerSec: raw1.opsPerSec, p50Ms: raw1.latency.p50Ms, p99Ms: raw1.latency.p99Ms } : null,
+      c64: raw64 ? { opsPerSec: raw64.opsPerSec, p50Ms: raw64.latency.p50Ms, p99Ms: raw64.latency.p99Ms } : null,
+    },
+    fsync: {
+      appends: fsync.appends,
+      appendBytes: fsync.appendBytes,
+      p50Ms: fsync.sync.p50Ms,
+      p99Ms: fsync.sync.p99Ms,
+      meanMs: Math.round(fsync.sync.meanMs * 1000) / 1000,
+      viaLibuvP50Ms: fsync.async.p50Ms,
+      viaLibuvP99Ms: fsync.async.p99Ms,
+      parallelFiles: fsync.parallel.files,
+      parallelFlushesPerSec: fsync.parallel.flushesPerSec,
+      parallelP50Ms: fsync.parallel.latency.p50Ms,
+      parallelP99Ms: fsync.parallel.latency.p99Ms,
+    },
+    hints: {
+      /** 1 KiB GET latency at 1 in flight over the bare transport round trip: the store's own overhead. */
+      getOverRawP50C1: ratio(get1?.latency.p50Ms, raw1?.latency.p50Ms),
+      /** Bare transport req/s over 1 KiB GET ops/s at 64 in flight. */
+      rawOverGetOpsC64: ratio(raw64?.opsPerSec, get64?.opsPerSec),
+      /** 1 KiB PUT p50 at 1 in flight minus (fdatasync p50 + raw round trip p50): time not explained by disk + wire. */
+      putC1UnexplainedMs: put1 && raw1 ? Math.round((put1.latency.p50Ms - fsync.async.p50Ms - raw1.latency.p50Ms) * 1000) / 1000 : null,
+    },
+    generatorCpu: {
+      maxCpuPct: Math.max(0, ...gens.map((g) => g.cpuPct)),
+      maxElu: Math.max(0, ...gens.map((g) => g.elu)),
+      perCase: Object.fromEntries(records.map((r) => [r.name, r.generator])),
+    },
+    /** Most CPU (% of one core) used by processes outside the bench during any case: a noisy-machine indicator. */
+    otherCpuMaxPct: records.some((r) => r.otherPct !== null) ? Math.max(...records.map((r) => r.otherPct ?? 0)) : null,
+    targets,
+    pass: targets.every((t) => t.pass),
+  };
+}
+
+type Report = ReturnType<typeof buildReport>;
+
+function byNameOf(records: CaseRecord[], name: string): CaseRecord | undefined {
+  return records.find((r) => r.name === name);
+}
+
+function table(header: string[], rows: string[][], rightAlign: boolean[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (rightAlign[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+function threadsOf(u: ProcUsage | null | undefined): string {
+  if (!u) return '-';
+  const parts = u.threads.map((t) => `${t.name} ${t.pct}%`);
+  return `${u.pct}%${parts.length ? ` (${parts.join(', ')})` : ''}`;
+}
+
+function renderReport(report: Report, records: CaseRecord[], storage: string[]): string {
+  const out: string[] = [];
+  const c = report.config;
+  out.push('', `penncloud kv-bench: ${c.nodes} storage nodes, ${c.tablets} tablets, replication ${c.replication}, ${c.workerThreads} worker threads, ${c.cpus} CPUs, node ${c.node}; ${c.secondsPerCase} s per case after ${c.warmupSeconds} s warm-up`, '');
+
+  const rows = records.map((r) => {
+    const genBound = r.generator.elu > 0.9 || r.generator.cpuPct > 90;
+    return [
+      r.name,
+      String(r.opsPerSec),
+      r.op === 'raw' ? '-' : fmt(r.mbPerSec),
+      fmt(r.latency.p50Ms),
+      fmt(r.latency.p99Ms),
+      fmt(r.latency.maxMs),
+      String(r.errors),
+      `${r.generator.cpuPct}`,
+      `${r.generator.elu.toFixed(2)}${genBound ? '*' : ''}`,
+      String(nodesPct(r, storage) ?? '-'),
+      fmt(ctxPerOp(r, 'nodes', storage)),
+      String(r.machineBusyPct ?? '-'),
+      String(r.otherPct ?? '-'),
+    ];
+  });
+  out.push(table(['case', 'ops/s', 'MB/s', 'p50 ms', 'p99 ms', 'max ms', 'err', 'gen cpu%', 'gen elu', 'nodes cpu%', 'ctx/op', 'machine%', 'other%'], rows, [false, ...Array<boolean>(12).fill(true)]));
+  out.push('  gen cpu% = load generator process CPU (% of one core); gen elu = its event-loop utilisation (* = over 0.9: the generator may be the limit)');
+  out.push('  nodes cpu% = sum over storage node processes (echo server for raw/*), % of one core');
+  out.push('  ctx/op = context switches in those processes per operation (thread hand-offs); machine% = all cores busy, 100 = machine saturated');
+  out.push('  other% = CPU taken by processes outside the bench (% of one core): well above 0 means a noisy machine and figures to distrust');
+
+  out.push('', 'Targets');
+  out.push(table(['target', 'goal', 'actual', ''], report.targets.map((t) => [t.name, t.goal, fmt(t.actual), t.pass ? 'PASS' : 'MISS']), [false, false, true, false]));
+
+  out.push('', 'Where the time goes');
+  const f = report.fsync;
+  out.push(`  fdatasync after a ${f.appendBytes} B append (${f.appends}x, cluster disk): p50 ${fmt(f.p50Ms)} ms, p99 ${fmt(f.p99Ms)} ms; through fs/promises (as the WAL does): p50 ${fmt(f.viaLibuvP50Ms)} ms, p99 ${fmt(f.viaLibuvP99Ms)} ms`);
+  out.push(`  ${f.parallelFiles} files appending + fdatasync'ing at once (one process, libuv pool): ${f.parallelFlushesPerSec} flushes/s in total, p50 ${fmt(f.parallelP50Ms)} ms, p99 ${fmt(f.parallelP99Ms)} ms per flush`);
+  const put64 = byNameOf(records, 'put/1KiB/c64');
+  if (put64 && f.parallelFlushesPerSec > 0) {
+    const perFlush = Math.round((put64.opsPerSec / f.parallelFlushesPerSec) * 10) / 10;
+    out.push(`  1 KiB PUT @64 did ${put64.opsPerSec} ops/s = ${perFlush}x the flushes/s above: beyond that, group commit must put several records in each fdatasync`);
+  }
+  if (report.raw.c1) out.push(`  raw ZeroMQ+CBOR round trip (RpcClient -> RpcServer echo): @1 p50 ${fmt(report.raw.c1.p50Ms)} ms (${report.raw.c1.opsPerSec} req/s); @64 ${report.raw.c64?.opsPerSec ?? '-'} req/s, p99 ${fmt(report.raw.c64?.p99Ms)} ms`);
+  const h = report.hints;
+  if (h.getOverRawP50C1 !== null) out.push(`  1 KiB GET @1 p50 is ${h.getOverRawP50C1}x the raw round trip`);
+  if (h.rawOverGetOpsC64 !== null) out.push(`  raw transport @64 does ${h.rawOverGetOpsC64}x the req/s of 1 KiB GET @64`);
+  if (h.putC1UnexplainedMs !== null) out.push(`  1 KiB PUT @1 p50 minus (fdatasync p50 + raw rtt p50) = ${fmt(h.putC1UnexplainedMs)} ms`);
+  if (report.otherCpuMaxPct !== null && report.otherCpuMaxPct >= 20) {
+    out.push(`  WARNING: processes outside the bench used up to ${report.otherCpuMaxPct}% of a core during the run: the machine was not quiet`);
+  }
+  out.push(`  generator: at most ${report.generatorCpu.maxCpuPct}% of a core, event loop utilisation at most ${report.generatorCpu.maxElu}`);
+  // Per-thread CPU for the cases that matter most: is one thread (JS main, a tablet worker, zmq I/O) pegged?
+  const detail = records.filter((r) => r.concurrency > 1 && (r.valueBytes === KiB || r.op === 'raw' || r.valueBytes === MiB));
+  if (detail.some((r) => Object.values(r.procs).some((u) => u !== null))) {
+    out.push('  CPU by process and busiest threads (% of one core; main = JS main thread, zmq-io = ZeroMQ I/O thread, thread N = worker / pool threads):');
+    for (const r of detail) {
+      const names = r.op === 'raw' ? ['echo', 'generator'] : [...storage, 'generator'];
+      out.push(`    ${r.name}: ${names.map((n) => `${n} ${threadsOf(r.procs[n])}`).join('; ')}`);
+    }
+  }
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  let opts: Options;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`kv-bench: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  // A closed pipe (`| head`) must not crash the run before the cluster is stopped.
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
+  let interrupted = false;
+  const onSignal = (signal: string): void => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`\nbench: ${signal}: stopping the cluster...`);
+    void cleanup(opts.keep).finally(() => process.exit(130));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  try {
+    const code = await run(opts);
+    process.exit(code);
+  } catch (e) {
+    if (interrupted) return; // the signal handler exits once the cluster is down
+    log(`kv-bench: ${(e as Error).stack ?? e}`);
+    await cleanup(true).catch(() => undefined);
+    if (res.cluster) log(`kv-bench: node logs kept in ${res.cluster.dir}`);
+    process.exit(1);
+  }
+}
+
+await main();
