@@ -141,10 +141,11 @@ export class MasterCore {
   tick(now: number): void {
     this.refreshStates(now);
     for (const a of this.assignments) {
-      // A dead or stopped replica stops counting: the primary no longer waits for it. (Only while a
-      // primary lives: during an election the in-sync set is exactly the set of possible winners.)
+      // A dead or stopped replica stops counting: the primary no longer waits for it. Only while the
+      // primary is up: otherwise the in-sync set is exactly the set of possible winners of an election.
+      const primaryUp = a.primary !== null && !this.isDown(a.primary, now);
       for (const n of a.inSync) {
-        if (a.primary !== null && n !== a.primary && this.isDown(n, now)) {
+        if (primaryUp && n !== a.primary && this.isDown(n, now)) {
           a.inSync = a.inSync.filter((x) => x !== n);
           this.changed(`tablet ${a.id}: ${n} is down; out of the in-sync set`);
         }

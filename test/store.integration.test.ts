@@ -92,7 +92,7 @@ describe('store with a master and 3 storage nodes', () => {
     const rows = Array.from({ length: 400 }, (_, i) => row(i)).filter((r) => tabletOf(r, 12) === target);
     await pool(rows, 32, (r) => client.put(r, 'c', r));
     const map = await client.map();
-    const node = map.assignments[target]!.primary;
+    const node = map.assignments[target]!.primary!;
     const seen: string[] = [];
     let after: [string, string] | null = null;
     let pages = 0;

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Actor } from '../actors/actor.js';
-import { MasterState, initialAssignments } from '../actors/master.js';
+import { MasterCore, initialAssignments } from '../actors/master-core.js';
+import { masterOptions } from '../actors/master.js';
 import { TabletHost } from '../actors/storage/tablet-host.js';
 import { TabletState } from '../actors/storage/tablet-state.js';
 import { decodeFrame, encodeFrame, encodeValue, isProblem } from '../transport/codec.js';
@@ -80,12 +81,12 @@ describe('topology', () => {
   });
 
   it('spreads replica sets evenly', () => {
-    const t = parseTopology(topologyText({ basePort: 9000, storageNodes: 4, tablets: 32, replication: 3 }));
-    const a = initialAssignments(t);
+    const a = initialAssignments(['s1', 's2', 's3', 's4'], 32, 3);
     const primaries = new Map<string, number>();
     for (const x of a) {
       expect(new Set(x.replicas).size).toBe(3);
-      primaries.set(x.primary, (primaries.get(x.primary) ?? 0) + 1);
+      expect(x.inSync).toEqual(x.replicas);
+      primaries.set(x.primary!, (primaries.get(x.primary!) ?? 0) + 1);
     }
     expect([...primaries.values()]).toEqual([8, 8, 8, 8]);
   });
@@ -100,19 +101,62 @@ describe('partitioning', () => {
   });
 });
 
-describe('master state', () => {
+describe('master core', () => {
+  const topo = parseTopology(topologyText({ basePort: 9000, storageNodes: 3, replication: 3, tablets: 3 }));
+  const report = (id: number, lsn: number) => ({ id, resident: true, lsn, cells: 1, epoch: 1, role: 'replica' as const });
+
   it('marks nodes alive on heartbeat and dead after node_dead_ms, bumping the map version', () => {
-    const m = new MasterState(parseTopology(topologyText({ basePort: 9000, storageNodes: 2 })));
-    expect(m.map().nodes.map((n) => n.state)).toEqual(['unknown', 'unknown']);
-    expect(m.heartbeat('s1', 10, [{ id: 0, resident: true, lsn: 7, cells: 1 }], 1000)).toBe(true);
-    expect(m.heartbeat('nobody', 10, [], 1000)).toBe(false);
+    const m = new MasterCore(masterOptions(topo), null, 0);
+    expect(m.takeEffects().some((e) => e.kind === 'persist')).toBe(true);
+    expect(m.map().nodes.map((n) => n.state)).toEqual(['unknown', 'unknown', 'unknown']);
+    expect(m.heartbeat('s1', 10, [report(0, 7)], false, 1000)).toBe(400);
+    expect(m.heartbeat('nobody', 10, [], false, 1000)).toBeNull();
     const v = m.mapVersion;
-    m.tick(1500);
+    m.tick(1100);
     expect(m.map().nodes[0]!.state).toBe('alive');
     expect(m.map().assignments[0]!.lsn).toEqual({ s1: 7 });
-    m.tick(1000 + 601);
+    m.tick(1000 + 401);
     expect(m.map().nodes[0]!.state).toBe('dead');
     expect(m.mapVersion).toBeGreaterThan(v);
+  });
+
+  it('fails over only after the lease expired, to the longest in-sync log, fencing with a new epoch', () => {
+    const m = new MasterCore(masterOptions(topo), null, 0);
+    const beat = (t: number, ...nodes: string[]): void => {
+      for (const n of nodes) m.heartbeat(n, 1, [], false, t);
+    };
+    for (let t = 0; t <= 1000; t += 100) beat(t, 's1', 's2', 's3');
+    m.takeEffects();
+    // s1 (primary of tablet 0) falls silent after t=1000; its lease ran until 1000+400 at most.
+    for (let t = 1100; t <= 1400; t += 100) beat(t, 's2', 's3');
+    m.tick(1420);
+    expect(m.map().assignments[0]!.primary).toBe('s1'); // dead, but its lease may still be valid
+    beat(1500, 's2', 's3');
+    const asks = m.takeEffects().filter((e) => e.kind === 'position');
+    expect(m.map().assignments[0]).toMatchObject({ primary: null, epoch: 2 });
+    expect(asks.filter((e) => e.kind === 'position' && e.tablet === 0).map((e) => (e as { node: string }).node).sort()).toEqual(['s2', 's3']);
+    m.positionReply('s2', 0, 2, 41, 1510);
+    expect(m.map().assignments[0]!.primary).toBeNull(); // waits for s3 too
+    m.positionReply('s3', 0, 2, 42, 1515);
+    expect(m.map().assignments[0]).toMatchObject({ primary: 's3', epoch: 2, inSync: ['s2', 's3'] });
+    expect(m.takeEffects().some((e) => e.kind === 'persist')).toBe(true);
+    // s1 comes back: not in sync until its new primary says so.
+    beat(1600, 's1', 's2', 's3');
+    expect(m.status(1600, 1).find((n) => n.name === 's1')!.state).toBe('recovering');
+    expect(m.inSync(0, 's1', 1, 1600)).toBe(false); // stale epoch
+    expect(m.inSync(0, 's1', 2, 1600)).toBe(true);
+    expect(m.map().assignments[0]!.inSync).toContain('s1');
+  });
+
+  it('keeps an in-sync set intact while no primary lives, and refuses to drop the primary', () => {
+    const m = new MasterCore(masterOptions(topo), null, 0);
+    expect(m.drop(0, 's1', 1)).toBe(false); // s1 is tablet 0's primary
+    expect(m.drop(0, 's2', 1)).toBe(true);
+    expect(m.map().assignments[0]!.inSync).toEqual(['s1', 's3']);
+    m.tick(10_000); // nobody ever heard from: everyone down after the start-up grace
+    const a = m.map().assignments[0]!;
+    expect(a.primary).toBeNull();
+    expect(a.inSync).toEqual(['s1', 's3']);
   });
 });
 
@@ -207,20 +251,24 @@ describe('actor mailbox', () => {
 describe('tablet host eviction', () => {
   it('keeps at most `resident` tablets in memory, checkpoints the evicted, and reloads them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'penncloud-host-'));
-    const opts = { dir, resident: 2, maxRecordBytes: 1 << 20, checkpointBytes: 1 << 30, maxScan: 100, mailbox: 100, log: () => undefined };
-    const host = new TabletHost(opts);
-    host.setAssigned([0, 1, 2, 3, 4]);
-    const call = (tablet: number, row: string, value?: string): Promise<Reply> =>
+    const core = { me: 'solo', maxScan: 100, ringRecords: 1000, ringBytes: 1 << 20, batchBytes: 1 << 20, maxInflightBatches: 4, retransmitMs: 200, joinerTimeoutMs: 1000, dropAfterMs: 1000, retryMs: 100, commitTimeoutMs: 5000 };
+    const opts = { me: 'solo', dir, resident: 2, maxRecordBytes: 1 << 20, checkpointBytes: 1 << 30, mailbox: 100, core };
+    const env = { send: () => Promise.reject(new Error('no peers')), master: () => Promise.reject(new Error('no master')), log: () => undefined };
+    const configs = new Map([0, 1, 2, 3, 4].map((t) => [t, { epoch: 1, primary: 'solo', replicas: ['solo'], inSync: ['solo'] }]));
+    const host = new TabletHost(opts, env);
+    host.setConfigs(configs);
+    host.setLease(Number.MAX_SAFE_INTEGER);
+    const call = (h: TabletHost, tablet: number, row: string, value?: string): Promise<Reply> =>
       new Promise((resolve) =>
-        host.dispatch(value === undefined ? { t: 'get', tablet, row, col: 'c' } : { t: 'put', tablet, row, col: 'c', value: Buffer.from(value) }, resolve),
+        h.dispatch(value === undefined ? { t: 'get', tablet, row, col: 'c' } : { t: 'put', tablet, row, col: 'c', value: Buffer.from(value) }, resolve),
       );
     for (let round = 0; round < 3; round++) {
-      for (let t = 0; t < 5; t++) expect(await call(t, `r${round}`, `t${t} round ${round}`)).toEqual({ t: 'ok' });
+      for (let t = 0; t < 5; t++) expect(await call(host, t, `r${round}`, `t${t} round ${round}`)).toEqual({ t: 'ok' });
       expect(host.residentCount).toBeLessThanOrEqual(2);
     }
     for (let t = 0; t < 5; t++) {
       for (let round = 0; round < 3; round++) {
-        const rep = await call(t, `r${round}`);
+        const rep = await call(host, t, `r${round}`);
         expect(rep.t === 'value' && Buffer.from(rep.value).toString()).toBe(`t${t} round ${round}`);
       }
     }
@@ -228,13 +276,18 @@ describe('tablet host eviction', () => {
     const reports = host.reports();
     expect(reports.filter((r) => r.resident).length).toBeLessThanOrEqual(2);
     expect(reports.filter((r) => !r.resident).every((r) => r.lsn === 3)).toBe(true);
-    // Requests for tablets not assigned are the caller's job (the worker answers not_mine); closeAll checkpoints.
     await host.closeAll(true);
-    const again = new TabletHost(opts);
-    again.setAssigned([0, 1, 2, 3, 4]);
-    const rep = await new Promise<Reply>((resolve) => again.dispatch({ t: 'get', tablet: 4, row: 'r2', col: 'c' }, resolve));
+    const again = new TabletHost(opts, env);
+    again.setConfigs(configs);
+    again.setLease(Number.MAX_SAFE_INTEGER);
+    const rep = await call(again, 4, 'r2');
     expect(rep.t === 'value' && Buffer.from(rep.value).toString()).toBe('t4 round 2');
+    // Without a lease the primary refuses to serve.
+    const noLease = new TabletHost(opts, env);
+    noLease.setConfigs(configs);
+    expect(await call(noLease, 4, 'r2')).toMatchObject({ t: 'error', code: 'not_primary' });
     await again.closeAll(false);
+    await noLease.closeAll(false);
     rmSync(dir, { recursive: true, force: true });
   });
 });
