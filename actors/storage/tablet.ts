@@ -174,12 +174,9 @@ export class TabletActor extends Actor<TabletMsg> {
           wal.append(e.record);
           appended = e.record.lsn;
           break;
-        case 'reply': {
-          const respond = this.responders.get(e.token);
-          this.responders.delete(e.token);
-          respond?.(e.reply);
+        case 'reply':
+          this.takeResponder(e.token)?.(e.reply);
           break;
-        }
         case 'send':
           this.sendToPeer(e.to, e.req);
           break;
@@ -212,6 +209,12 @@ export class TabletActor extends Actor<TabletMsg> {
     this.syncRequested = e.lsn;
     this.env.log('info', `tablet ${this.id}: installed a snapshot of ${e.cells.length} cells at lsn ${e.lsn} in ${Date.now() - started} ms`);
     return this.carryOut(this.core!.handle({ kind: 'installed', lsn: e.lsn }, monoNow()));
+  }
+
+  private takeResponder(token: number): Respond | undefined {
+    const respond = this.responders.get(token);
+    this.responders.delete(token);
+    return respond;
   }
 
   private sendToPeer(to: string, req: ReplReq | CatchupReq): void {
@@ -250,6 +253,12 @@ export class TabletActor extends Actor<TabletMsg> {
   private async close(checkpoint: boolean): Promise<void> {
     const wal = this.wal;
     try {
+      // Let the log catch up and release the replies that only waited for it (everything, with one replica).
+      if (wal !== null && this.core !== null && this.phase === 'serving') {
+        await wal.whenDurable(wal.lastLsn);
+        const effects = this.core.handle({ kind: 'durable', lsn: wal.lastLsn }, monoNow());
+        for (const e of effects) if (e.kind === 'reply') this.takeResponder(e.token)?.(e.reply);
+      }
       if (wal !== null && this.phase === 'serving' && checkpoint && wal.bytesSinceCheckpoint > 0) await this.checkpoint();
     } finally {
       this.phase = 'closed';
