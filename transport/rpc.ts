@@ -184,6 +184,7 @@ export class RpcClient {
   private sending = false;
   private nextId = 1;
   private readonly loop: Promise<void>;
+  private watch: NodeJS.Timeout | null = null;
 
   constructor(readonly endpoint: string, private readonly opts: ClientOptions) {
     this.socket = new zmq.Dealer({
@@ -199,9 +200,27 @@ export class RpcClient {
     });
     this.socket.connect(endpoint);
     this.loop = this.receiveLoop();
-    // A lost connection loses every reply still owed on it: fail those requests now (outcome
-    // unknown) instead of letting each wait for its deadline. Requests not yet sent are kept.
-    this.socket.events.on('disconnect', () => this.failSent(`connection to ${this.endpoint} lost`));
+  }
+
+  /**
+   * A lost connection loses every reply still owed on it (a reconnect gets a new identity at the
+   * ROUTER). While replies are owed, check every 50 ms that the peer is still connected (with
+   * `immediate`, a DEALER is writable only then) and fail those requests at once (outcome unknown)
+   * rather than each at its deadline. (zmq's event monitor would do this too, but its socket
+   * keeps worker threads from exiting cleanly.)
+   */
+  private watchConnection(): void {
+    if (this.watch !== null) return;
+    this.watch = setInterval(() => {
+      let owed = false;
+      for (const p of this.pending.values()) if (p.frame === null) owed = true;
+      if (!owed) {
+        clearInterval(this.watch!);
+        this.watch = null;
+        return;
+      }
+      if (!this.socket.closed && !this.socket.writable) this.failSent(`connection to ${this.endpoint} lost`);
+    }, 50);
   }
 
   private failSent(why: string): void {
@@ -264,6 +283,7 @@ export class RpcClient {
           await this.socket.send(p.frame);
           p.frame = null;
           this.sendQueue.shift();
+          this.watchConnection();
         } catch (e) {
           const waited = Date.now() - p.created;
           if ((e as { code?: string }).code !== 'EAGAIN' || waited > (this.opts.connectWaitMs ?? 250)) {
@@ -306,6 +326,7 @@ export class RpcClient {
 
   async close(): Promise<void> {
     if (this.socket.closed) return;
+    if (this.watch !== null) clearInterval(this.watch);
     this.socket.close();
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);

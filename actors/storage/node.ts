@@ -44,6 +44,7 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
       resident,
       maxMessageBytes: topo.limits.maxMessageBytes,
       checkpointBytes: topo.limits.checkpointBytes,
+      catchupRecords: topo.limits.catchupRecords,
       requestMs: topo.timeouts.requestMs,
       heartbeatMs: topo.timeouts.heartbeatMs,
     },

@@ -20,6 +20,7 @@ export interface WorkerConfig {
   resident: number;
   maxMessageBytes: number;
   checkpointBytes: number;
+  catchupRecords: number;
   requestMs: number;
   heartbeatMs: number;
 }
@@ -66,7 +67,7 @@ const host = new TabletHost(
     core: {
       me: cfg.node,
       maxScan: MAX_SCAN_LIMIT,
-      ringRecords: 200_000,
+      ringRecords: cfg.catchupRecords,
       ringBytes: 64 << 20,
       batchBytes: Math.min(4 << 20, Math.floor(cfg.maxMessageBytes / 2)),
       maxInflightBatches: 16,

@@ -18,6 +18,7 @@ export interface ClusterSpec {
   tabletsInMemory?: number;
   workerThreads?: number;
   checkpointBytes?: number;
+  catchupRecords?: number;
   requestMs?: number;
 }
 
@@ -38,6 +39,7 @@ export function topologyText(spec: ClusterSpec): string {
     '',
     '[limits]',
     `checkpoint_bytes = ${spec.checkpointBytes ?? 64 << 20}`,
+    `catchup_records = ${spec.catchupRecords ?? 200_000}`,
     '',
     '[master]',
     `port = ${spec.basePort}`,
