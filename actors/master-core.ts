@@ -115,11 +115,24 @@ export class MasterCore {
     this.tryFinishElection(tablet, now);
   }
 
-  /** The primary says a joining replica has caught up. */
+  /**
+   * The primary says a joining replica has caught up. An in_sync naming the primary itself asks for a
+   * new epoch (found by the simulator, test/sim): the primary may have restarted (process or worker
+   * restart before the master noticed, tablet reload) and lost records of this epoch that replicas hold
+   * durably, or may have stopped counting a replica it announced in sync; it must not write under this
+   * epoch again (replicas would take its new records for the ones they have; a late notice could mark
+   * a replica in sync that misses commits). The epoch is renewed with the same primary and in-sync
+   * set: only that node can serve either epoch, so no election and no lease wait are needed.
+   */
   inSync(tablet: number, node: string, epoch: number, now: number): boolean {
     const a = this.assignments[tablet];
     if (!a || a.epoch !== epoch || a.primary === null || !a.replicas.includes(node)) return false;
     if (!this.isUp(node, now)) return false;
+    if (node === a.primary) {
+      a.epoch++;
+      this.changed(`tablet ${tablet}: primary ${node} asked for a new epoch; epoch renewed to ${a.epoch}`);
+      return true;
+    }
     if (!a.inSync.includes(node)) {
       a.inSync.push(node);
       this.changed(`tablet ${tablet}: ${node} is in sync (epoch ${epoch})`);
@@ -223,8 +236,8 @@ export class MasterCore {
   private stateOf(node: string, now: number): NodeState {
     const r = this.nodes.get(node)!;
     if (r.lastSeen === null) return 'unknown';
+    if (r.stopped) return 'stopped'; // said so in its last heartbeat, then fell silent on purpose
     if (now - r.lastSeen > this.opts.nodeDeadMs) return 'dead';
-    if (r.stopped) return 'stopped';
     const lagging = this.assignments.some((a) => a.replicas.includes(node) && !a.inSync.includes(node));
     return lagging ? 'recovering' : 'alive';
   }

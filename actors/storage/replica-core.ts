@@ -67,7 +67,9 @@ export type Input =
   | { kind: 'position'; token: Token; epoch: number }
   | { kind: 'config'; cfg: TabletConfig }
   | { kind: 'lease'; until: number }
-  | { kind: 'tick' };
+  | { kind: 'tick' }
+  /** The tablet is being closed: fail what still waits for a commit (writes: outcome unknown). */
+  | { kind: 'shutdown' };
 
 interface Peer {
   acked: number; // durable on the peer up to here
@@ -77,6 +79,19 @@ interface Peer {
   joiner: boolean;
   joinLsn: number; // joiners: in sync once acked >= joinLsn
   noticeSentAt: number; // last in_sync / drop notice to the master
+  // A primary that restarted in the same epoch (process or worker restart before the master noticed,
+  // tablet reload) has lost its unsynced tail, which its replicas may hold durably. Reusing those
+  // (lsn, epoch) pairs for new records would make the replicas take them for duplicates and
+  // acknowledge them: acknowledged writes missing on replicas (found by the simulator, test/sim).
+  // So a primary first learns where every peer's log ends, and serves (isPrimary) only while none is
+  // ahead of it; a peer that is ahead is never counted and is dropped through the master (it then
+  // catches up with a snapshot of our log).
+  known: boolean; // answered since we became its primary (joiners: known from their catch-up request)
+  ahead: boolean; // its log extends past ours: its acknowledgements mean nothing
+  /** Last probe or retransmission: paces them. (lastProgress moves only when acks advance; pacing
+   * retransmissions with it kept the drop and joiner timeouts from ever firing: a live peer that
+   * stopped acknowledging blocked the tablet's writes forever. Found by the simulator, test/sim.) */
+  resentAt: number;
 }
 
 interface Waiting {
@@ -197,9 +212,26 @@ export class ReplicaCore {
   private readonly waiting: Waiting[] = [];
   private readonly replAcks: Array<{ lsn: number; token: Token; epoch: number }> = [];
   private readonly peers = new Map<string, Peer>();
+  /**
+   * Nodes we told the master are in sync, in this epoch. The notice may reach the master late (it is
+   * also resent), even after we stopped counting the node, which would then be "in sync" without the
+   * records we committed since (found by the simulator, test/sim). So such a node is never dropped from
+   * our quorum within the epoch: instead we stop serving and ask for a new epoch (see renewEpoch), which
+   * voids any notice still on its way; the new epoch's quorum is exactly the master's in-sync set.
+   */
+  private readonly announced = new Set<string>();
   private readonly snapshots = new Map<number, Snapshot>();
   private nextSnapshotId = 1;
   private installing = false;
+  /**
+   * Epochs up to this one are not served here. A core whose very first configuration names it primary
+   * may be a restart of that epoch's primary that lost its unsynced tail, which replicas may hold: new
+   * records under the same epoch would reuse (lsn, epoch) pairs they already have, and they would take
+   * them for duplicates (acknowledged writes missing on replicas; found by the simulator, test/sim). It
+   * asks the master for a new epoch instead (an in_sync naming itself; see MasterCore.inSync).
+   */
+  private renewEpoch = 0;
+  private renewSentAt = -Infinity;
   // replica side of catch-up
   private catchupSentAt = -Infinity;
   private catchupInflight = false;
@@ -210,7 +242,11 @@ export class ReplicaCore {
   /** Counters for status and benchmarks. */
   readonly stats = { snapshotsSent: 0, snapshotsInstalled: 0, tailRecordsSent: 0, retransmits: 0 };
 
-  constructor(private readonly opts: CoreOptions, recovered: { state: TabletState; lastEpoch: number }) {
+  /**
+   * `recovered.clean`: the log was closed cleanly in this process (every appended record durable), so
+   * nothing can have been lost and no epoch renewal is needed when it names us primary.
+   */
+  constructor(private readonly opts: CoreOptions, private readonly recovered: { state: TabletState; lastEpoch: number; clean?: boolean }) {
     this.state = recovered.state;
     this.lastEpoch = recovered.lastEpoch;
     this.durable = recovered.state.lsn; // everything recovered from disk is durable
@@ -253,9 +289,22 @@ export class ReplicaCore {
     for (const p of this.peers.values()) c = Math.min(c, p.acked);
     return c;
   }
+  /** The primary's view of its peers (for logs and status). */
+  peerStates(): Record<string, { acked: number; next: number; inflight: number; known: boolean; ahead: boolean; joiner: boolean; idleMs: number }> {
+    const out: Record<string, { acked: number; next: number; inflight: number; known: boolean; ahead: boolean; joiner: boolean; idleMs: number }> = {};
+    for (const [n, p] of this.peers) out[n] = { acked: p.acked, next: p.next, inflight: p.inflight, known: p.known, ahead: p.ahead, joiner: p.joiner, idleMs: this.now - p.lastProgress };
+    return out;
+  }
+
   isPrimary(): boolean {
     const c = this.cfg;
-    return c !== null && c.primary === this.opts.me && c.epoch >= this.fence && this.leaseUntil > this.now && !this.installing;
+    return c !== null && c.primary === this.opts.me && c.epoch >= this.fence && c.epoch > this.renewEpoch && this.leaseUntil > this.now && !this.installing && this.peersSettled();
+  }
+
+  /** Every peer has told us where its log ends since we became primary, and none is ahead of us. */
+  private peersSettled(): boolean {
+    for (const p of this.peers.values()) if (!p.known || p.ahead) return false;
+    return true;
   }
 
   // ---- the one entry point ----
@@ -297,6 +346,9 @@ export class ReplicaCore {
         break;
       case 'lease':
         this.leaseUntil = Math.max(this.leaseUntil, input.until);
+        break;
+      case 'shutdown':
+        this.failWaiting('the tablet is closing');
         break;
       case 'tick':
         this.onTick();
@@ -380,14 +432,25 @@ export class ReplicaCore {
   }
 
   private peerTooFarBehind(node: string, p: Peer): void {
-    if (p.joiner) this.peers.delete(node); // it will catch up again, with a snapshot
+    if (p.joiner) this.forget(node); // it will catch up again, with a snapshot
     else this.askMaster(p, { t: 'drop', tablet: this.opts.tablet, node, epoch: this.cfg!.epoch });
   }
 
   private askMaster(p: Peer, req: InSyncReq | DropReq): void {
     if (this.now - p.noticeSentAt < this.opts.retryMs) return;
     p.noticeSentAt = this.now;
+    if (req.t === 'in_sync') this.announced.add(req.node);
     this.out.push({ kind: 'master', req });
+  }
+
+  /** Stops counting a peer, unless the master may have (or get) it as in sync: see `announced`. */
+  private forget(node: string): void {
+    if (!this.announced.has(node)) {
+      this.peers.delete(node);
+      return;
+    }
+    this.renewEpoch = Math.max(this.renewEpoch, this.cfg!.epoch);
+    this.askRenewal();
   }
 
   private onReplAck(from: string, rep: ReplAckRep): void {
@@ -401,9 +464,16 @@ export class ReplicaCore {
       this.raiseFence(rep.epoch);
       return;
     }
+    // A peer whose log extends past ours holds records we lost in a crash: distrust it (see Peer.known).
+    p.known = true;
+    if (rep.lastLsn > this.state.lsn) p.ahead = true;
+    if (p.ahead) {
+      this.askMaster(p, { t: 'drop', tablet: this.opts.tablet, node: from, epoch: this.cfg.epoch });
+      return;
+    }
     if (rep.reason === 'diverged') {
       // Cannot happen to an in-sync replica (its log is a prefix of ours); a joiner starts over.
-      if (p.joiner) this.peers.delete(from);
+      if (p.joiner) this.forget(from);
       else this.askMaster(p, { t: 'drop', tablet: this.opts.tablet, node: from, epoch: this.cfg.epoch });
       return;
     }
@@ -420,17 +490,28 @@ export class ReplicaCore {
   }
 
   private onTick(): void {
+    this.askRenewal();
     const c = this.cfg;
     if (c && c.primary === this.opts.me) {
       for (const [node, p] of this.peers) {
+        if (!p.known || p.ahead) {
+          // Probe until it answers (then we know where its log ends); drop it if it never does, or
+          // if its log extends past ours (see Peer.known).
+          if (!p.known && this.now - p.resentAt > this.opts.retransmitMs) {
+            p.resentAt = this.now;
+            this.sendRepl(node, this.state.lsn, []);
+          }
+          if (p.ahead || this.now - p.lastProgress > this.opts.dropAfterMs) this.askMaster(p, { t: 'drop', tablet: this.opts.tablet, node, epoch: c.epoch });
+          continue;
+        }
         const behind = p.acked < this.state.lsn;
-        if (behind && this.now - p.lastProgress > this.opts.retransmitMs) {
+        if (behind && this.now - Math.max(p.lastProgress, p.resentAt) > this.opts.retransmitMs) {
           // Nothing acknowledged for a while: assume the batches (or their acks) were lost and resend
           // from the last acknowledged record; the peer skips what it already has.
           this.stats.retransmits++;
           p.next = Math.min(p.next, p.acked + 1);
           p.inflight = 0;
-          p.lastProgress = this.now;
+          p.resentAt = this.now;
           if (p.next > this.state.lsn) {
             this.sendRepl(node, this.state.lsn, []);
             p.inflight++;
@@ -443,7 +524,9 @@ export class ReplicaCore {
         }
         if (p.joiner) {
           if (p.acked >= p.joinLsn) this.askMaster(p, { t: 'in_sync', tablet: this.opts.tablet, node, epoch: c.epoch });
-          else if (this.now - p.lastProgress > this.opts.joinerTimeoutMs) this.peers.delete(node);
+          // A joiner that stops acknowledging leaves the quorum, even one that reached its join point
+          // (the master may refuse to mark it in sync: then it would block our commits for good).
+          if (behind && this.now - p.lastProgress > this.opts.joinerTimeoutMs) this.forget(node);
         } else if (behind && this.now - p.lastProgress > this.opts.dropAfterMs) {
           this.askMaster(p, { t: 'drop', tablet: this.opts.tablet, node, epoch: c.epoch });
         }
@@ -469,18 +552,21 @@ export class ReplicaCore {
     this.cfg = cfg;
     this.raiseFence(cfg.epoch);
     const me = this.opts.me;
+    if (!old && !this.recovered.clean && cfg.primary === me && cfg.replicas.some((n) => n !== me)) this.renewEpoch = cfg.epoch;
+    this.askRenewal();
     if (cfg.primary === me) {
       if (!old || old.primary !== me || old.epoch !== cfg.epoch) {
         this.peers.clear();
+        this.announced.clear();
         this.snapshots.clear();
       }
       for (const node of cfg.inSync) {
         if (node === me) continue;
         const p = this.peers.get(node);
         if (p) p.joiner = false;
-        else this.peers.set(node, { acked: 0, next: this.state.lsn + 1, inflight: 0, lastProgress: this.now, joiner: false, joinLsn: 0, noticeSentAt: -Infinity });
+        else this.peers.set(node, { acked: 0, next: this.state.lsn + 1, inflight: 0, lastProgress: this.now, joiner: false, joinLsn: 0, noticeSentAt: -Infinity, known: false, ahead: false, resentAt: this.now });
       }
-      for (const [node, p] of this.peers) if (!p.joiner && !cfg.inSync.includes(node)) this.peers.delete(node);
+      for (const [node, p] of this.peers) if (!p.joiner && !cfg.inSync.includes(node)) this.forget(node);
       // Probe the in-sync replicas so we learn where their logs end.
       for (const [node, p] of this.peers) {
         if (p.acked === 0 && p.inflight === 0) {
@@ -491,6 +577,7 @@ export class ReplicaCore {
     } else {
       if (old?.primary === me) this.failWaiting(`no longer primary (epoch ${cfg.epoch})`);
       this.peers.clear();
+      this.announced.clear();
       this.snapshots.clear();
       if (cfg.inSync.includes(me)) this.joinedAt = null;
       if (old && (old.epoch !== cfg.epoch || old.primary !== cfg.primary)) {
@@ -502,12 +589,21 @@ export class ReplicaCore {
     }
   }
 
+  /** While our configuration is an epoch we must not serve (see renewEpoch), ask for a new one. */
+  private askRenewal(): void {
+    const c = this.cfg;
+    if (!c || c.primary !== this.opts.me || c.epoch > this.renewEpoch || this.now - this.renewSentAt < this.opts.retryMs) return;
+    this.renewSentAt = this.now;
+    this.out.push({ kind: 'master', req: { t: 'in_sync', tablet: this.opts.tablet, node: this.opts.me, epoch: c.epoch } });
+  }
+
   private raiseFence(epoch: number): void {
     if (epoch <= this.fence) return;
     this.fence = epoch;
     if (this.cfg && this.cfg.primary === this.opts.me && this.cfg.epoch < epoch) {
       this.failWaiting(`deposed by epoch ${epoch}`);
       this.peers.clear();
+      this.announced.clear();
     }
   }
 
@@ -588,6 +684,15 @@ export class ReplicaCore {
         return;
       }
       case 'snapshot': {
+        // We hold records of the current epoch that this snapshot predates: they came from the current
+        // primary, whose snapshots all contain them, so this one answers an older catch-up request
+        // (they are retried while one is outstanding). Installing it would throw away records we may
+        // have acknowledged as durable, after the primary counted them (found by the simulator, test/sim).
+        // Stop assembling it too: the next request then asks from our log end.
+        if (this.lastEpoch === this.fence && (rep.epoch < this.fence || rep.lsn < this.state.lsn)) {
+          if (this.incoming?.id === rep.id) this.incoming = null;
+          return;
+        }
         if (!this.incoming || this.incoming.id !== rep.id) {
           if (rep.offset !== rep.cells.length) return; // a chunk of a snapshot we are not assembling
           this.incoming = { id: rep.id, lsn: rep.lsn, epoch: rep.epoch, cells: [], created: this.now };
@@ -654,7 +759,7 @@ export class ReplicaCore {
     this.stats.tailRecordsSent += recs.length;
     if (reachesEnd) {
       // Join in this very step: from now on every record also goes to it, so it misses nothing.
-      this.peers.set(req.from, { acked: 0, next: this.state.lsn + 1, inflight: 1, lastProgress: this.now, joiner: true, joinLsn: this.state.lsn, noticeSentAt: -Infinity });
+      this.peers.set(req.from, { acked: 0, next: this.state.lsn + 1, inflight: 1, lastProgress: this.now, joiner: true, joinLsn: this.state.lsn, noticeSentAt: -Infinity, known: true, ahead: false, resentAt: this.now });
     }
     reply({ t: 'catchup_rep', mode: 'tail', records: recs.map(toWire), joined: reachesEnd });
     // Probe at once: its answer tells us how far the joiner's log is durable (the commit point waits for it).

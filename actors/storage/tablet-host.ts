@@ -14,7 +14,7 @@ export class TabletHost {
   /** Tablets being closed: a new incarnation loads only after this settles. */
   private readonly closing = new Map<number, Promise<void>>();
   /** Last known state of tablets that are not resident. */
-  private readonly known = new Map<number, { lsn: number; cells: number; epoch: number }>();
+  private readonly known = new Map<number, { lsn: number; cells: number; epoch: number; clean: boolean }>();
   private configs = new Map<number, TabletConfig>();
   private leaseUntil = -Infinity;
   evictions = 0;
@@ -91,7 +91,9 @@ export class TabletHost {
       this.evictions++;
     }
     this.loads++;
-    actor = new TabletActor(id, this.opts, this.env, this.closing.get(id) ?? Promise.resolve());
+    // A reload after a clean close (checked when the close finishes) needs no epoch renewal.
+    const previous = this.closing.get(id) ?? Promise.resolve();
+    actor = new TabletActor(id, this.opts, this.env, previous, this.known.get(id)?.clean === true && !this.closing.has(id));
     const cfg = this.configs.get(id);
     if (cfg) actor.tell({ kind: 'config', cfg }, true);
     actor.tell({ kind: 'lease', until: this.leaseUntil }, true);
@@ -107,7 +109,7 @@ export class TabletHost {
     const previous = this.closing.get(id) ?? Promise.resolve();
     const closed = new Promise<void>((resolve) => {
       const done = (): void => {
-        this.known.set(id, { lsn: actor.lsn, cells: actor.cells, epoch: actor.epoch });
+        this.known.set(id, { lsn: actor.lsn, cells: actor.cells, epoch: actor.epoch, clean: actor.closedCleanly });
         resolve();
       };
       if (!actor.tell({ kind: 'close', checkpoint, done }, true)) void previous.then(done);

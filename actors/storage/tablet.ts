@@ -56,7 +56,14 @@ export class TabletActor extends Actor<TabletMsg> {
   private nextToken = 1;
   private syncRequested = 0; // highest lsn a durable notice is already on its way for
 
-  constructor(readonly id: number, private readonly opts: TabletOptions, private readonly env: TabletEnv, after: Promise<void> = Promise.resolve()) {
+  /** `cleanReload`: this process closed the tablet cleanly before (eviction), so its log lost nothing. */
+  constructor(
+    readonly id: number,
+    private readonly opts: TabletOptions,
+    private readonly env: TabletEnv,
+    after: Promise<void> = Promise.resolve(),
+    private readonly cleanReload = false,
+  ) {
     super(`tablet/${id}`, opts.mailbox);
     // Loading is the first thing in the mailbox's life: messages queue behind it.
     this.loaded = after.then(() => this.load());
@@ -81,6 +88,8 @@ export class TabletActor extends Actor<TabletMsg> {
   get failed(): boolean {
     return this.phase === 'failed';
   }
+  /** Closed with every appended record durable (set by close()). */
+  closedCleanly = false;
 
   private async load(): Promise<void> {
     const started = Date.now();
@@ -95,7 +104,7 @@ export class TabletActor extends Actor<TabletMsg> {
       state.apply(rec);
       lastEpoch = rec.epoch;
     }
-    this.core = new ReplicaCore({ ...this.opts.core, tablet: this.id }, { state, lastEpoch });
+    this.core = new ReplicaCore({ ...this.opts.core, tablet: this.id }, { state, lastEpoch, clean: this.cleanReload && recovered.problems.length === 0 });
     this.wal = wal;
     this.phase = 'serving';
     const ms = Date.now() - started;
@@ -181,6 +190,9 @@ export class TabletActor extends Actor<TabletMsg> {
           this.sendToPeer(e.to, e.req);
           break;
         case 'master':
+          if (e.req.t === 'drop' || e.req.node === this.opts.core.me) {
+            this.env.log('warn', `tablet ${this.id}: asking the master to ${e.req.t === 'drop' ? `drop ${e.req.node}` : 'renew the epoch'} (epoch ${e.req.epoch}, lsn ${this.core!.lsn}, peers ${JSON.stringify(this.core!.peerStates())})`);
+          }
           this.env.master(e.req).catch(() => undefined); // the core asks again if nothing changes
           break;
         case 'install':
@@ -224,7 +236,8 @@ export class TabletActor extends Actor<TabletMsg> {
         else if (rep.t === 'catchup_rep') this.tell({ kind: 'catchup_rep', rep }, true);
         else if (req.t === 'catchup') this.tell({ kind: 'catchup_rep', rep: { t: 'error', code: 'unavailable' } }, true);
       },
-      () => {
+      (e: unknown) => {
+        if (process.env['PENNCLOUD_DEBUG_REPL']) this.env.log('warn', `tablet ${this.id}: ${req.t} to ${to} failed: ${(e as Error).message}`);
         // Lost: repl batches are retransmitted on a tick; a catch-up is asked again.
         if (req.t === 'catchup') this.tell({ kind: 'catchup_rep', rep: { t: 'error', code: 'unavailable' } }, true);
       },
@@ -254,9 +267,11 @@ export class TabletActor extends Actor<TabletMsg> {
     const wal = this.wal;
     try {
       // Let the log catch up and release the replies that only waited for it (everything, with one replica).
+      // What still waits for replicas fails: a write's outcome is then unknown (never "unavailable",
+      // which would invite a retry that applies it twice).
       if (wal !== null && this.core !== null && this.phase === 'serving') {
         await wal.whenDurable(wal.lastLsn);
-        const effects = this.core.handle({ kind: 'durable', lsn: wal.lastLsn }, monoNow());
+        const effects = [...this.core.handle({ kind: 'durable', lsn: wal.lastLsn }, monoNow()), ...this.core.handle({ kind: 'shutdown' }, monoNow())];
         for (const e of effects) if (e.kind === 'reply') this.takeResponder(e.token)?.(e.reply);
       }
       if (wal !== null && this.phase === 'serving' && checkpoint && wal.bytesSinceCheckpoint > 0) await this.checkpoint();
@@ -269,7 +284,10 @@ export class TabletActor extends Actor<TabletMsg> {
       }
       for (const r of this.responders.values()) r(errorReply('unavailable', `tablet ${this.id} is closing`));
       this.responders.clear();
-      if (wal !== null) await wal.close().catch(() => undefined);
+      if (wal !== null) {
+        await wal.close();
+        this.closedCleanly = !wal.failed;
+      }
     }
   }
 
