@@ -40,6 +40,8 @@ export interface DropReq { t: 'drop'; tablet: number; node: string; epoch: numbe
 
 // ---- control: anyone -> a storage node's control socket ----
 export interface NodeInfoReq { t: 'node_info' }
+/** One-way liveness probe from a client socket (sent with request id 0; servers ignore it). */
+export interface PingReq { t: 'ping' }
 /** Fault injection: `stop` makes the node behave as crashed; `restart` brings it back through recovery. */
 export interface AdminReq { t: 'admin'; action: 'stop' | 'restart' }
 
@@ -51,7 +53,7 @@ export interface StatusReq { t: 'status' }
 
 export type DataRequest = GetReq | PutReq | CputReq | DelReq | ColsReq | ScanReq;
 export type ReplicationRequest = ReplReq | CatchupReq | PositionReq;
-export type Request = DataRequest | ReplicationRequest | NodeInfoReq | AdminReq | HeartbeatReq | MapReq | StatusReq | InSyncReq | DropReq;
+export type Request = DataRequest | ReplicationRequest | NodeInfoReq | AdminReq | HeartbeatReq | MapReq | StatusReq | InSyncReq | DropReq | PingReq;
 
 // ---- replies ----
 export interface OkRep { t: 'ok' }
@@ -150,6 +152,7 @@ const REQUEST_FIELDS: Record<Request['t'], Record<string, FieldType>> = {
   in_sync: { tablet: 'int', node: 'str', epoch: 'int' },
   drop: { tablet: 'int', node: 'str', epoch: 'int' },
   node_info: {},
+  ping: {},
   admin: { action: 'action' },
   heartbeat: { node: 'str', pid: 'int', tablets: 'reports', stopped: 'bool' },
   map: { known: 'int' },

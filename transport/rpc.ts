@@ -114,6 +114,7 @@ export class RpcServer {
       return;
     }
     const req = validateRequest(frame.body);
+    if (typeof req !== 'string' && req.t === 'ping') return; // liveness probe: nothing to do
     if (typeof req === 'string') {
       this.stats.malformed++;
       this.opts.onProblem?.(req);
@@ -168,6 +169,10 @@ export interface ClientOptions {
   connectWaitMs?: number;
 }
 
+/** A one-way liveness probe (request id 0: never answered). */
+const PING = encodeFrame(0, { t: 'ping' });
+const PING_AFTER_MS = 150;
+
 interface Pending {
   resolve: (r: Reply) => void;
   reject: (e: Error) => void;
@@ -204,23 +209,35 @@ export class RpcClient {
 
   /**
    * A lost connection loses every reply still owed on it (a reconnect gets a new identity at the
-   * ROUTER). While replies are owed, check every 50 ms that the peer is still connected (with
-   * `immediate`, a DEALER is writable only then) and fail those requests at once (outcome unknown)
-   * rather than each at its deadline. (zmq's event monitor would do this too, but its socket
-   * keeps worker threads from exiting cleanly.)
+   * ROUTER). While a reply has been owed for a while, send a one-way `ping` now and then: with
+   * `immediate`, a DEALER refuses to send (EAGAIN) only when no connection is up, and then those
+   * requests fail at once (outcome unknown) rather than each at its deadline. (zmq's event monitor
+   * keeps worker threads from exiting cleanly, and polling `writable` starves the receive loop.)
    */
   private watchConnection(): void {
     if (this.watch !== null) return;
     this.watch = setInterval(() => {
-      let owed = false;
-      for (const p of this.pending.values()) if (p.frame === null) owed = true;
-      if (!owed) {
+      let oldest = Infinity;
+      for (const p of this.pending.values()) if (p.frame === null) oldest = Math.min(oldest, p.created);
+      if (oldest === Infinity) {
         clearInterval(this.watch!);
         this.watch = null;
         return;
       }
-      if (!this.socket.closed && !this.socket.writable) this.failSent(`connection to ${this.endpoint} lost`);
-    }, 50);
+      if (Date.now() - oldest < PING_AFTER_MS || this.sending || this.socket.closed) return;
+      this.sending = true;
+      this.socket.send(PING).then(
+        () => {
+          this.sending = false;
+          if (this.sendQueue.length > 0) void this.drain();
+        },
+        (e: unknown) => {
+          this.sending = false;
+          if ((e as { code?: string }).code === 'EAGAIN') this.failSent(`connection to ${this.endpoint} lost`);
+          if (this.sendQueue.length > 0) void this.drain();
+        },
+      );
+    }, PING_AFTER_MS);
   }
 
   private failSent(why: string): void {

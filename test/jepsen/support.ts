@@ -185,7 +185,16 @@ export async function scanAll(client: StoreClient, node: string, tablet: number,
   let after: Cursor | null = null;
   for (let pages = 0; ; pages++) {
     if (pages > 100_000) throw new Error(`scan of tablet ${tablet} on ${node} does not end`);
-    const rep = await client.scan(node, tablet, after, pageSize);
+    // A page request may time out (an overloaded machine, a transport hiccup): ask again a few times.
+    let rep: Awaited<ReturnType<StoreClient['scan']>> | null = null;
+    for (let attempt = 1; rep === null; attempt++) {
+      try {
+        rep = await client.scan(node, tablet, after, pageSize);
+      } catch (e) {
+        if (attempt >= 5) throw new Error(`scan of tablet ${tablet} on ${node} failed ${attempt} times: ${(e as Error).message}`);
+        await sleep(200);
+      }
+    }
     cells.push(...rep.cells);
     if (rep.next === null) return cells;
     after = rep.next;
