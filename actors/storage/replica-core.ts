@@ -45,6 +45,11 @@ export interface CoreOptions {
   retryMs: number;
   /** A client reply not committed after this long fails (outcome unknown for a write). */
   commitTimeoutMs: number;
+  /**
+   * Client writes do not start forwarding by themselves; the host feeds a 'flush' once per turn of
+   * its event loop, so every write decided in that turn goes to the replicas in one batch.
+   */
+  deferForwarding?: boolean;
 }
 
 export type Token = number;
@@ -68,6 +73,8 @@ export type Input =
   | { kind: 'config'; cfg: TabletConfig }
   | { kind: 'lease'; until: number }
   | { kind: 'tick' }
+  /** Forward what was decided since the last flush (with `deferForwarding`). */
+  | { kind: 'flush' }
   /** The tablet is being closed: fail what still waits for a commit (writes: outcome unknown). */
   | { kind: 'shutdown' };
 
@@ -347,6 +354,8 @@ export class ReplicaCore {
       case 'lease':
         this.leaseUntil = Math.max(this.leaseUntil, input.until);
         break;
+      case 'flush':
+        break; // pump() below
       case 'shutdown':
         this.failWaiting('the tablet is closing');
         break;
@@ -354,7 +363,7 @@ export class ReplicaCore {
         this.onTick();
         break;
     }
-    this.pump();
+    if (!(this.opts.deferForwarding && input.kind === 'client')) this.pump();
     this.releaseWaiting();
     const out = this.out;
     this.out = [];

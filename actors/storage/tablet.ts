@@ -37,6 +37,7 @@ export type TabletMsg =
   | { kind: 'config'; cfg: TabletConfig }
   | { kind: 'lease'; until: number }
   | { kind: 'tick' }
+  | { kind: 'flush' }
   | { kind: 'checkpoint' }
   | { kind: 'close'; checkpoint: boolean; done: () => void };
 
@@ -55,6 +56,7 @@ export class TabletActor extends Actor<TabletMsg> {
   private readonly responders = new Map<number, Respond>();
   private nextToken = 1;
   private syncRequested = 0; // highest lsn a durable notice is already on its way for
+  private flushScheduled = false;
 
   /** `cleanReload`: this process closed the tablet cleanly before (eviction), so its log lost nothing. */
   constructor(
@@ -146,6 +148,9 @@ export class TabletActor extends Actor<TabletMsg> {
         return this.feed({ kind: 'lease', until: msg.until });
       case 'tick':
         return this.feed({ kind: 'tick' });
+      case 'flush':
+        this.flushScheduled = false;
+        return this.feed({ kind: 'flush' });
       case 'checkpoint':
         this.checkpointQueued = false;
         return this.checkpoint();
@@ -154,6 +159,11 @@ export class TabletActor extends Actor<TabletMsg> {
 
   private inputFor(req: TabletRequest, respond: Respond): Input {
     const token = this.nextToken++;
+    if (!this.flushScheduled && this.opts.core.deferForwarding) {
+      // Forward after this turn of the event loop: writes arriving together travel together.
+      this.flushScheduled = true;
+      setImmediate(() => this.tell({ kind: 'flush' }, true));
+    }
     this.responders.set(token, respond);
     switch (req.t) {
       case 'repl':

@@ -76,6 +76,7 @@ const host = new TabletHost(
       dropAfterMs: 1000,
       retryMs: Math.max(100, cfg.heartbeatMs),
       commitTimeoutMs: cfg.requestMs,
+      deferForwarding: true,
     },
   },
   {
