@@ -35,9 +35,15 @@ async function withClient<T>(o: CommonOpts, fn: (c: StoreClient, topo: Topology)
   }
 }
 
-async function readStdin(): Promise<Buffer> {
+/** Reads a value from stdin, refusing (without buffering the rest) one larger than a frame may carry. */
+async function readStdin(limit: number): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const chunk of process.stdin) parts.push(chunk as Buffer);
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new UsageError(`the value on stdin exceeds ${limit} bytes (limits.max_message_bytes); store big data in chunks`);
+    parts.push(chunk as Buffer);
+  }
   return Buffer.concat(parts);
 }
 
@@ -124,7 +130,8 @@ withTopology(kv.command('put'))
   .argument('<col>')
   .argument('[value]')
   .action(async (row: string, col: string, value: string | undefined, o: CommonOpts) => {
-    const bytes = value === undefined ? await readStdin() : Buffer.from(value, 'utf8');
+    const limit = topologyOf(o).limits.maxMessageBytes - 64 * 1024; // room for the row, column and framing
+    const bytes = value === undefined ? await readStdin(limit) : Buffer.from(value, 'utf8');
     await withClient(o, (c) => c.put(row, col, bytes));
   });
 withTopology(kv.command('get'))

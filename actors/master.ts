@@ -10,8 +10,6 @@ import { endpoint, type Topology } from '../transport/topology.js';
 import { createLogger } from './log.js';
 import { MasterCore, type MasterEffect, type MasterOptions, type PersistedAssignment } from './master-core.js';
 
-export { initialAssignments } from './master-core.js';
-
 export function masterOptions(topo: Topology): MasterOptions {
   return {
     tablets: topo.cluster.tablets,
@@ -82,13 +80,14 @@ export async function runMaster(topo: Topology, dataRoot: string): Promise<Maste
 
   /** Runs the core's effects: persistence first (synchronously), then messages. */
   function run(effects: MasterEffect[]): void {
-    for (const e of effects) {
-      if (e.kind === 'persist') writeDurably(file, JSON.stringify({ assignments: e.assignments }));
-    }
-    for (const e of effects) {
-      if (e.kind === 'log') log.info(e.msg);
-      if (e.kind !== 'position') continue;
-      const map = core.map();
+    // Each persist carries the whole assignment table: writing the newest one covers the batch.
+    const persist = effects.filter((e) => e.kind === 'persist').pop();
+    if (persist) writeDurably(file, JSON.stringify({ assignments: persist.assignments }));
+    const asks = effects.filter((e) => e.kind === 'position');
+    for (const e of effects) if (e.kind === 'log') log.info(e.msg);
+    if (asks.length === 0) return;
+    const map = core.map(); // one copy for every ask of this batch (an election asks every in-sync replica)
+    for (const e of asks) {
       const node = mapNode(map, e.node);
       if (!node) continue;
       clientFor(workerEndpoint(map, node, e.tablet))

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkHistory, formatOp, type Op, type Value } from './support/linearizability.js';
+import { mulberry32 as rng } from './sim/prng.js';
 
 // ---------------------------------------------------------------------------
 // Small builders for hand-written histories. Times are [invoke, complete].
@@ -45,18 +46,6 @@ function expectViolation(ops: Op[], opts?: Parameters<typeof checkHistory>[1]) {
 }
 
 // ---------------------------------------------------------------------------
-// Deterministic PRNG (mulberry32).
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const int = (r: () => number, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
 function pick<T>(r: () => number, xs: readonly T[]): T {
   return xs[Math.floor(r() * xs.length)]!;

@@ -7,7 +7,7 @@ import { StoreError } from '../actors/session.js';
 import type { Cell, TabletMap } from '../transport/messages.js';
 import { mapNode, tabletOf, workerEndpoint } from '../transport/partition.js';
 import { RpcClient } from '../transport/rpc.js';
-import { TestCluster } from './support/cluster.js';
+import { pool, useCluster } from './support/cluster.js';
 
 const TABLETS = 8;
 
@@ -59,30 +59,21 @@ function rowsOn(map: TabletMap, primary: string, count: number, prefix: string):
 }
 
 describe('replication 3 on 4 storage nodes', () => {
-  const cluster = new TestCluster({ basePort: 23000, storageNodes: 4, tablets: TABLETS, replication: 3, catchupRecords: 300 });
-  let client: StoreClient;
-
-  beforeAll(async () => {
-    await cluster.start();
-    client = cluster.client();
-  });
-  afterAll(async () => {
-    await client?.close();
-    await cluster.stop();
-  });
+  const env = useCluster({ basePort: 23000, storageNodes: 4, tablets: TABLETS, replication: 3, catchupRecords: 300 });
+  const { cluster } = env;
 
   it('acknowledges a write only once every replica has it', async () => {
-    const map = await client.map(true);
+    const map = await env.client.map(true);
     expect(map.assignments.every((a) => a.replicas.length === 3 && a.inSync.length === 3)).toBe(true);
-    for (let i = 0; i < 200; i++) await client.put(`r${i}`, 'c', `v${i}`);
+    for (let i = 0; i < 200; i++) await env.client.put(`r${i}`, 'c', `v${i}`);
     // Right after the acks, every replica's copy already holds the writes.
-    await expectIdenticalReplicas(client, map);
+    await expectIdenticalReplicas(env.client, map);
     const t = tabletOf('r0', TABLETS);
-    for (const node of map.assignments[t]!.replicas) expect((await replicaCells(client, node, t)).some((c) => c.startsWith('r0/c='))).toBe(true);
+    for (const node of map.assignments[t]!.replicas) expect((await replicaCells(env.client, node, t)).some((c) => c.startsWith('r0/c='))).toBe(true);
   });
 
   it('fails over after kill -9 of a primary, loses no acknowledged write, and the node rejoins', async () => {
-    const map = await client.map(true);
+    const map = await env.client.map(true);
     const victim = 's2';
     const rows = rowsOn(map, victim, 6, 'fo');
     // Per row: the last acknowledged value, and later writes whose outcome is unknown (may have landed).
@@ -93,7 +84,7 @@ describe('replication 3 on 4 storage nodes', () => {
       for (let n = 0; !stop; n++) {
         const v = `${row}-${n}`;
         try {
-          await client.put(row, 'c', v);
+          await env.client.put(row, 'c', v);
           acked.set(row, v);
           maybe.set(row, []);
         } catch (e) {
@@ -106,7 +97,7 @@ describe('replication 3 on 4 storage nodes', () => {
     await cluster.kill(victim);
     const killedAt = Date.now();
     const epochs = await until('new primaries', async () => {
-      const m = await client.map(true);
+      const m = await env.client.map(true);
       const moved = m.assignments.filter((a) => map.assignments[a.id]!.primary === victim);
       return moved.every((a) => a.primary !== null && a.primary !== victim) ? moved.map((a) => a.epoch) : undefined;
     });
@@ -118,24 +109,24 @@ describe('replication 3 on 4 storage nodes', () => {
     await new Promise((r) => setTimeout(r, 300));
     stop = true;
     await Promise.all(writers);
-    for (const [row, v] of acked) expect([v, ...(maybe.get(row) ?? [])]).toContain(Buffer.from((await client.get(row, 'c'))!).toString());
-    await expectIdenticalReplicas(client, await allInSync(client));
+    for (const [row, v] of acked) expect([v, ...(maybe.get(row) ?? [])]).toContain(Buffer.from((await env.client.get(row, 'c'))!).toString());
+    await expectIdenticalReplicas(env.client, await allInSync(env.client));
   });
 
   it('a paused primary loses its lease and, once awake, refuses to serve under its old epoch', async () => {
-    const map = await client.map(true);
+    const map = await env.client.map(true);
     const victim = 's3';
     const pid = cluster.pid(victim)!;
     const row = rowsOn(map, victim, 1, 'pause')[0]!;
     const tablet = tabletOf(row, TABLETS);
-    await client.put(row, 'c', 'before');
+    await env.client.put(row, 'c', 'before');
     process.kill(pid, 'SIGSTOP');
     try {
       await until('failover away from the paused node', async () => {
-        const a = (await client.map(true)).assignments[tablet]!;
+        const a = (await env.client.map(true)).assignments[tablet]!;
         return a.primary !== null && a.primary !== victim;
       });
-      await client.put(row, 'c', 'after'); // served by the new primary
+      await env.client.put(row, 'c', 'after'); // served by the new primary
     } finally {
       process.kill(pid, 'SIGCONT');
     }
@@ -149,37 +140,37 @@ describe('replication 3 on 4 storage nodes', () => {
     } finally {
       await direct.close();
     }
-    expect(Buffer.from((await client.get(row, 'c'))!).toString()).toBe('after');
-    await allInSync(client);
+    expect(Buffer.from((await env.client.get(row, 'c'))!).toString()).toBe('after');
+    await allInSync(env.client);
   });
 
   it('admin stop makes a node behave as crashed; restart recovers it by log tail, or by snapshot when far behind', async () => {
     const victim = 's4';
-    await client.admin(victim, 'stop');
-    await until('s4 stopped', async () => (await client.status()).nodes.find((n) => n.name === victim)?.state === 'stopped');
-    const info = await client.nodeInfo(victim);
+    await env.client.admin(victim, 'stop');
+    await until('s4 stopped', async () => (await env.client.status()).nodes.find((n) => n.name === victim)?.state === 'stopped');
+    const info = await env.client.nodeInfo(victim);
     expect(info.stopped).toBe(true);
     // Its tablets are served by others meanwhile; write more than the primaries keep in memory (300 records).
     // Its tablets fail over once its lease has run out.
     const map = await until('failover away from s4', async () => {
-      const m = await client.map(true);
+      const m = await env.client.map(true);
       const ok = m.assignments.filter((a) => a.replicas.includes(victim)).every((a) => a.primary !== null && a.primary !== victim && !a.inSync.includes(victim));
       return ok ? m : undefined;
     });
     const mine = map.assignments.filter((a) => a.replicas.includes(victim));
     const few = rowsOn(map, mine[0]!.primary!, 1, 'tail')[0]!;
-    await client.put(few, 'c', 'small gap');
+    await env.client.put(few, 'c', 'small gap');
     const bulk = Array.from({ length: 1500 }, (_, i) => `bulk${i}`);
-    for (let i = 0; i < bulk.length; i += 50) await Promise.all(bulk.slice(i, i + 50).map((r) => client.put(r, 'c', r)));
-    await client.admin(victim, 'restart');
+    for (let i = 0; i < bulk.length; i += 50) await Promise.all(bulk.slice(i, i + 50).map((r) => env.client.put(r, 'c', r)));
+    await env.client.admin(victim, 'restart');
     const states = new Set<string>();
     const synced = await until('s4 back in sync', async () => {
-      const st = await client.status();
+      const st = await env.client.status();
       states.add(st.nodes.find((n) => n.name === victim)!.state);
       return st.map.assignments.filter((a) => a.replicas.includes(victim)).every((a) => a.inSync.includes(victim)) ? st.map : undefined;
     });
     expect(states.has('alive') || states.has('recovering')).toBe(true);
-    await expectIdenticalReplicas(client, synced);
-    for (const r of bulk.slice(0, 100)) expect(Buffer.from((await client.get(r, 'c'))!).toString()).toBe(r);
+    await expectIdenticalReplicas(env.client, synced);
+    for (const r of bulk.slice(0, 100)) expect(Buffer.from((await env.client.get(r, 'c'))!).toString()).toBe(r);
   });
 });

@@ -3,46 +3,28 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
-import { StoreClient, StoreError } from '../actors/session.js';
+import { StoreError } from '../actors/session.js';
 import { encodeFrame } from '../transport/codec.js';
 import { tabletOf } from '../transport/partition.js';
-import { TestCluster } from './support/cluster.js';
+import { pool, useCluster } from './support/cluster.js';
 
-/** Runs `fn` over `items` with at most `limit` in flight. */
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
-    }),
-  );
-}
 
 describe('store with a master and 3 storage nodes', () => {
-  const cluster = new TestCluster({ basePort: 21000, storageNodes: 3, tablets: 12 });
-  let client: StoreClient;
-
-  beforeAll(async () => {
-    await cluster.start();
-    client = cluster.client();
-  });
-  afterAll(async () => {
-    await client?.close();
-    await cluster.stop();
-  });
+  const env = useCluster({ basePort: 21000, storageNodes: 3, tablets: 12 });
+  const { cluster } = env;
 
   it('spreads thousands of rows over every node and reads them all back', async () => {
     const rows = Array.from({ length: 3000 }, (_, i) => `user${i}`);
-    await pool(rows, 64, (r) => client.put(r, 'name', `name of ${r}`));
+    await pool(rows, 64, (r) => env.client.put(r, 'name', `name of ${r}`));
     const wrong: string[] = [];
     await pool(rows, 64, async (r) => {
-      const v = await client.get(r, 'name');
+      const v = await env.client.get(r, 'name');
       if (v === null || Buffer.from(v).toString() !== `name of ${r}`) wrong.push(r);
     });
     expect(wrong).toEqual([]);
     // Every node holds tablets that took writes.
     for (const name of cluster.storageNames) {
-      const info = await client.nodeInfo(name);
+      const info = await env.client.nodeInfo(name);
       const written = info.tablets.filter((t) => t.lsn > 0);
       expect(written.length, `${name} has written tablets`).toBeGreaterThan(0);
     }
@@ -53,36 +35,36 @@ describe('store with a master and 3 storage nodes', () => {
   it('keeps binary values byte for byte, from empty to 16 MiB', async () => {
     const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
     const big = randomBytes(16 << 20);
-    await client.put('bin', 'empty', new Uint8Array(0));
-    await client.put('bin', 'bytes', all);
-    await client.put('bin', 'big', big);
-    expect(Buffer.from((await client.get('bin', 'empty'))!)).toEqual(Buffer.alloc(0));
-    expect(Buffer.compare((await client.get('bin', 'bytes'))!, all)).toBe(0);
-    const back = await client.get('bin', 'big');
+    await env.client.put('bin', 'empty', new Uint8Array(0));
+    await env.client.put('bin', 'bytes', all);
+    await env.client.put('bin', 'big', big);
+    expect(Buffer.from((await env.client.get('bin', 'empty'))!)).toEqual(Buffer.alloc(0));
+    expect(Buffer.compare((await env.client.get('bin', 'bytes'))!, all)).toBe(0);
+    const back = await env.client.get('bin', 'big');
     expect(back!.length).toBe(big.length);
     expect(createHash('sha256').update(back!).digest('hex')).toBe(createHash('sha256').update(big).digest('hex'));
-    await client.put('ünïcödé 行', '列 ✓', 'ok');
-    expect(await client.cols('ünïcödé 行')).toEqual(['列 ✓']);
+    await env.client.put('ünïcödé 行', '列 ✓', 'ok');
+    expect(await env.client.cols('ünïcödé 行')).toEqual(['列 ✓']);
   });
 
   it('does CPUT, delete and column listing', async () => {
-    expect(await client.cput('acct', 'owner', null, 'alice')).toBe(true); // create if absent
-    expect(await client.cput('acct', 'owner', null, 'bob')).toBe(false); // already there
-    expect(await client.cput('acct', 'owner', 'bob', 'carol')).toBe(false); // wrong expectation
-    expect(await client.cput('acct', 'owner', 'alice', 'dave')).toBe(true);
-    expect(Buffer.from((await client.get('acct', 'owner'))!).toString()).toBe('dave');
-    await client.put('acct', 'b', '1');
-    await client.put('acct', 'a', '1');
-    expect(await client.cols('acct')).toEqual(['a', 'b', 'owner']);
-    expect(await client.delete('acct', 'a')).toBe(true);
-    expect(await client.delete('acct', 'a')).toBe(false);
-    expect(await client.get('acct', 'a')).toBeNull();
-    expect(await client.cols('acct')).toEqual(['b', 'owner']);
-    expect(await client.cols('no such row')).toEqual([]);
+    expect(await env.client.cput('acct', 'owner', null, 'alice')).toBe(true); // create if absent
+    expect(await env.client.cput('acct', 'owner', null, 'bob')).toBe(false); // already there
+    expect(await env.client.cput('acct', 'owner', 'bob', 'carol')).toBe(false); // wrong expectation
+    expect(await env.client.cput('acct', 'owner', 'alice', 'dave')).toBe(true);
+    expect(Buffer.from((await env.client.get('acct', 'owner'))!).toString()).toBe('dave');
+    await env.client.put('acct', 'b', '1');
+    await env.client.put('acct', 'a', '1');
+    expect(await env.client.cols('acct')).toEqual(['a', 'b', 'owner']);
+    expect(await env.client.delete('acct', 'a')).toBe(true);
+    expect(await env.client.delete('acct', 'a')).toBe(false);
+    expect(await env.client.get('acct', 'a')).toBeNull();
+    expect(await env.client.cols('acct')).toEqual(['b', 'owner']);
+    expect(await env.client.cols('no such row')).toEqual([]);
   });
 
   it('lets exactly one of many racing CPUTs win', async () => {
-    const results = await Promise.all(Array.from({ length: 32 }, (_, i) => client.cput('race', 'winner', null, `c${i}`)));
+    const results = await Promise.all(Array.from({ length: 32 }, (_, i) => env.client.cput('race', 'winner', null, `c${i}`)));
     expect(results.filter(Boolean).length).toBe(1);
   });
 
@@ -90,14 +72,14 @@ describe('store with a master and 3 storage nodes', () => {
     const row = (i: number): string => `page${i}`;
     const target = tabletOf(row(0), 12);
     const rows = Array.from({ length: 400 }, (_, i) => row(i)).filter((r) => tabletOf(r, 12) === target);
-    await pool(rows, 32, (r) => client.put(r, 'c', r));
-    const map = await client.map();
+    await pool(rows, 32, (r) => env.client.put(r, 'c', r));
+    const map = await env.client.map();
     const node = map.assignments[target]!.primary!;
     const seen: string[] = [];
     let after: [string, string] | null = null;
     let pages = 0;
     do {
-      const page = await client.scan(node, target, after, 10);
+      const page = await env.client.scan(node, target, after, 10);
       expect(page.cells.length).toBeLessThanOrEqual(10);
       for (const [r, c] of page.cells) seen.push(`${r}/${c}`);
       after = page.next;
@@ -139,9 +121,9 @@ describe('store with a master and 3 storage nodes', () => {
     expect(bodies.map((b) => b.code)).toContain('bad_request');
     expect(bodies.map((b) => b.code)).toContain('too_big');
     // Still serving, and it counted what it got.
-    await client.put('after-garbage', 'c', 'fine');
-    expect(Buffer.from((await client.get('after-garbage', 'c'))!).toString()).toBe('fine');
-    const info = await client.nodeInfo(s1.name);
+    await env.client.put('after-garbage', 'c', 'fine');
+    expect(Buffer.from((await env.client.get('after-garbage', 'c'))!).toString()).toBe('fine');
+    const info = await env.client.nodeInfo(s1.name);
     expect(info.stats.malformed).toBeGreaterThanOrEqual(4);
     expect(info.stats.oversized).toBeGreaterThanOrEqual(1);
   });
@@ -155,7 +137,7 @@ describe('store with a master and 3 storage nodes', () => {
       while (!stop) {
         const row = `crash${w}-${seq++}`;
         try {
-          await client.put(row, 'v', row);
+          await env.client.put(row, 'v', row);
           acked.set(row, row);
         } catch (e) {
           if (!(e instanceof StoreError)) throw e; // unknown / unavailable while the node is down
@@ -171,12 +153,12 @@ describe('store with a master and 3 storage nodes', () => {
     stop = true;
     await Promise.all(writers);
     expect(acked.size).toBeGreaterThan(100);
-    const map = await client.map(true);
+    const map = await env.client.map(true);
     const onVictim = [...acked.keys()].filter((r) => map.assignments[tabletOf(r, 12)]!.primary === victim);
     expect(onVictim.length).toBeGreaterThan(0);
     const lost: string[] = [];
     await pool([...acked.keys()], 64, async (r) => {
-      const v = await client.get(r, 'v');
+      const v = await env.client.get(r, 'v');
       if (v === null || Buffer.from(v).toString() !== acked.get(r)) lost.push(r);
     });
     expect(lost).toEqual([]);
@@ -184,29 +166,20 @@ describe('store with a master and 3 storage nodes', () => {
 });
 
 describe('store holding more tablets than memory', () => {
-  const cluster = new TestCluster({ basePort: 21100, storageNodes: 1, tablets: 64, tabletsInMemory: 2, workerThreads: 2 });
-  let client: StoreClient;
-
-  beforeAll(async () => {
-    await cluster.start();
-    client = cluster.client();
-  });
-  afterAll(async () => {
-    await client?.close();
-    await cluster.stop();
-  });
+  const env = useCluster({ basePort: 21100, storageNodes: 1, tablets: 64, tabletsInMemory: 2, workerThreads: 2 });
+  const { cluster } = env;
 
   it('keeps at most 2 tablets resident and still serves all 64', async () => {
     const rows = Array.from({ length: 1200 }, (_, i) => `m${i}`);
     expect(new Set(rows.map((r) => tabletOf(r, 64))).size).toBe(64);
-    await pool(rows, 16, (r) => client.put(r, 'v', `value ${r}`));
+    await pool(rows, 16, (r) => env.client.put(r, 'v', `value ${r}`));
     const wrong: string[] = [];
     await pool(rows, 16, async (r) => {
-      const v = await client.get(r, 'v');
+      const v = await env.client.get(r, 'v');
       if (v === null || Buffer.from(v).toString() !== `value ${r}`) wrong.push(r);
     });
     expect(wrong).toEqual([]);
-    const info = await client.nodeInfo('s1');
+    const info = await env.client.nodeInfo('s1');
     expect(info.tablets.length).toBe(64);
     expect(info.tablets.filter((t) => t.resident).length).toBeLessThanOrEqual(2);
     // Evicted tablets were checkpointed: their last known position is reported.
@@ -216,6 +189,6 @@ describe('store holding more tablets than memory', () => {
   it('reloads evicted tablets correctly after a kill -9', async () => {
     await cluster.restart('s1');
     const sample = Array.from({ length: 200 }, (_, i) => `m${i * 6}`);
-    for (const r of sample) expect(Buffer.from((await client.get(r, 'v'))!).toString()).toBe(`value ${r}`);
+    for (const r of sample) expect(Buffer.from((await env.client.get(r, 'v'))!).toString()).toBe(`value ${r}`);
   });
 });

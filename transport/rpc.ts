@@ -51,6 +51,9 @@ class Outbox {
   }
 }
 
+const PROBLEM_WINDOW_MS = 10_000;
+const PROBLEMS_PER_WINDOW = 20;
+
 export interface ServerOptions {
   endpoint: string;
   maxMessageBytes: number;
@@ -62,6 +65,10 @@ export interface ServerOptions {
 
 export class RpcServer {
   readonly stats: ServerStats = { received: 0, malformed: 0, oversized: 0, dropped: 0 };
+  // Problem reports in the current window (see report()).
+  private windowStart = 0;
+  private reported = 0;
+  private suppressed = 0;
   private readonly socket: zmq.Router;
   private readonly outbox: Outbox;
   private loop: Promise<void> | null = null;
@@ -77,6 +84,25 @@ export class RpcServer {
     this.outbox = new Outbox(this.socket, opts.maxQueued ?? 100_000);
   }
 
+  /**
+   * Reports a bad frame or a failed handler, at most PROBLEMS_PER_WINDOW times per window: a peer
+   * throwing garbage must not flood the logs. The stats still count every one.
+   */
+  private report(reason: string): void {
+    const now = Date.now();
+    if (now - this.windowStart > PROBLEM_WINDOW_MS) {
+      if (this.suppressed > 0) this.opts.onProblem?.(`${this.suppressed} more problems in the last ${PROBLEM_WINDOW_MS / 1000} s not reported`);
+      this.windowStart = now;
+      this.reported = 0;
+      this.suppressed = 0;
+    }
+    if (this.reported < PROBLEMS_PER_WINDOW) {
+      this.reported++;
+      this.opts.onProblem?.(reason);
+    } else {
+      this.suppressed++;
+    }
+  }
   async start(): Promise<void> {
     await this.socket.bind(this.opts.endpoint);
     this.loop = this.receiveLoop();
@@ -90,7 +116,7 @@ export class RpcServer {
     try {
       for await (const frames of this.socket) this.onFrames(frames);
     } catch (e) {
-      if (!this.socket.closed) this.opts.onProblem?.(`receive loop ended: ${(e as Error).message}`);
+      if (!this.socket.closed) this.report(`receive loop ended: ${(e as Error).message}`);
     }
   }
 
@@ -99,7 +125,7 @@ export class RpcServer {
     const identity = frames[0]!;
     if (frames.length !== 2) {
       this.stats.malformed++;
-      this.opts.onProblem?.(`dropped a message of ${frames.length} frames (expected 1)`);
+      this.report(`dropped a message of ${frames.length} frames (expected 1)`);
       return;
     }
     const payload = frames[1]!;
@@ -107,7 +133,7 @@ export class RpcServer {
     if (isProblem(frame)) {
       if (payload.length > this.opts.maxMessageBytes) this.stats.oversized++;
       else this.stats.malformed++;
-      this.opts.onProblem?.(frame.reason);
+      this.report(frame.reason);
       // Without an id the client cannot match a reply; answer with id 0 so a debugging peer sees why.
       const code = payload.length > this.opts.maxMessageBytes ? 'too_big' : 'bad_request';
       this.send(identity, frame.id ?? 0, errorReply(code, frame.reason));
@@ -117,7 +143,7 @@ export class RpcServer {
     if (typeof req !== 'string' && req.t === 'ping') return; // liveness probe: nothing to do
     if (typeof req === 'string') {
       this.stats.malformed++;
-      this.opts.onProblem?.(req);
+      this.report(req);
       this.send(identity, frame.id, errorReply('bad_request', req));
       return;
     }
@@ -130,7 +156,7 @@ export class RpcServer {
     try {
       this.opts.handler(req, respond);
     } catch (e) {
-      this.opts.onProblem?.(`handler failed on ${req.t}: ${(e as Error).stack ?? e}`);
+      this.report(`handler failed on ${req.t}: ${(e as Error).stack ?? e}`);
       respond(errorReply('internal', `server error on ${req.t}`));
     }
   }

@@ -757,7 +757,8 @@ export class ReplicaCore {
     const canTail = L <= this.state.lsn && L >= this.ring.baseLsn && this.ring.epochAt(L) === req.lastEpoch;
     if (!canTail) {
       // Diverged or too far behind for the ring: a consistent copy of the table as of now, in chunks.
-      for (const [id, s] of this.snapshots) if (this.snapshots.size >= 2) this.snapshots.delete(id), void s;
+      // At most two snapshots are kept (oldest dropped first: Map iterates in insertion order).
+      while (this.snapshots.size >= 2) this.snapshots.delete(this.snapshots.keys().next().value as number);
       const s: Snapshot = { id: this.nextSnapshotId++, lsn: this.state.lsn, epoch: this.lastEpoch, cells: [...this.state.allCells()], created: this.now };
       this.snapshots.set(s.id, s);
       this.stats.snapshotsSent++;

@@ -6,20 +6,9 @@ import type { Cell, Cursor, StatusRep } from '../../transport/messages.js';
 import { tabletOf } from '../../transport/partition.js';
 import type { TestCluster } from '../support/cluster.js';
 import type { Op, Value } from '../support/linearizability.js';
+export { mulberry32 as rng } from '../sim/prng.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** mulberry32: small, fast, good enough for a reproducible fault schedule. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function pick<T>(r: () => number, items: readonly T[]): T {
   return items[Math.floor(r() * items.length)]!;

@@ -1,5 +1,18 @@
 // A small seeded PRNG (mulberry32): the only source of randomness of the simulator, so one seed
-// replays one run exactly.
+// replays one run exactly. `mulberry32` is the bare generator, shared by the other seeded tests
+// (the Jepsen nemesis, the checker's randomized histories).
+
+/** mulberry32: uniform numbers in [0, 1) from a 32-bit seed. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 export class Rng {
   private s: number;
 

@@ -791,18 +791,11 @@ export class Simulation {
           break;
         }
         case 'reply': {
-          const respond = tab.responders.get(e.token);
-          tab.responders.delete(e.token);
-          const ct = tab.clientTokens.get(e.token);
-          if (ct) {
-            tab.clientTokens.delete(e.token);
-            if (e.reply.t !== 'error') this.clientAcked(tab, ct.lsn, e.reply);
-          }
           if (e.reply.t === 'catchup_rep' && e.reply.mode === 'snapshot' && !tab.snapshotChains.has(e.reply.id)) {
             // The snapshot was taken in this very step: its content is our log up to its lsn.
             tab.snapshotChains.set(e.reply.id, tab.chain.slice(0, e.reply.lsn + 1));
           }
-          respond?.(e.reply);
+          this.deliverReply(tab, e.token, e.reply);
           break;
         }
         case 'send': {
@@ -1057,6 +1050,18 @@ export class Simulation {
    * answers every request still in its mailbox and every other responder with 'unavailable', and the
    * next incarnation loads from disk once the close is done (getting config and lease at once).
    */
+  /** Hands a core's reply to whoever waits for it, noting client acknowledgements for the invariants. */
+  private deliverReply(tab: SimTablet, token: number, reply: Reply): void {
+    const respond = tab.responders.get(token);
+    tab.responders.delete(token);
+    const ct = tab.clientTokens.get(token);
+    if (ct) {
+      tab.clientTokens.delete(token);
+      if (reply.t !== 'error') this.clientAcked(tab, ct.lsn, reply);
+    }
+    respond?.(reply);
+  }
+
   private evictTablet(tab: SimTablet): void {
     if (!tab.alive || tab.closing || tab.blocked) return;
     const n = tab.node;
@@ -1068,15 +1073,7 @@ export class Simulation {
     const finish = (): void => {
       if (inc !== n.inc || !tab.alive) return;
       for (const e of tab.core.handle({ kind: 'durable', lsn: tab.disk.lastLsn }, this.now)) {
-        if (e.kind !== 'reply') continue;
-        const respond = tab.responders.get(e.token);
-        tab.responders.delete(e.token);
-        const ct = tab.clientTokens.get(e.token);
-        if (ct) {
-          tab.clientTokens.delete(e.token);
-          if (e.reply.t !== 'error') this.clientAcked(tab, ct.lsn, e.reply);
-        }
-        respond?.(e.reply);
+        if (e.kind === 'reply') this.deliverReply(tab, e.token, e.reply);
       }
       tab.alive = false;
       for (const [token, respond] of tab.responders) {

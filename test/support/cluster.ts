@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { StoreClient, type StoreClientOptions } from '../../actors/session.js';
+import { afterAll, beforeAll } from 'vitest';
 import { loadTopology, type Topology } from '../../transport/topology.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..').replace(/[/\\]dist$/, '');
@@ -148,4 +149,38 @@ export class TestCluster {
     clearTimeout(timer);
     if (!keep) rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Starts a cluster before the tests of the enclosing describe and stops it after them; `client` is a
+ * session actor on it, valid inside the tests.
+ */
+export function useCluster(spec: ClusterSpec): { cluster: TestCluster; readonly client: StoreClient } {
+  const cluster = new TestCluster(spec);
+  let client: StoreClient | null = null;
+  beforeAll(async () => {
+    await cluster.start();
+    client = cluster.client();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await cluster.stop();
+  });
+  return {
+    cluster,
+    get client(): StoreClient {
+      if (!client) throw new Error('the cluster is not started yet');
+      return client;
+    },
+  };
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+export async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
