@@ -8,7 +8,9 @@ import { runMaster } from './actors/master.js';
 import { localNodes, readClusterFile, up } from './actors/launcher.js';
 import { StoreClient, StoreError } from './actors/session.js';
 import { runStorageNode } from './actors/storage/node.js';
-import { ConfigError, dataRoot, endpoint, loadTopology, storageNode, type Topology } from './transport/topology.js';
+import { allNodes, ConfigError, dataRoot, endpoint, loadTopology, storageNode, type Topology } from './transport/topology.js';
+import { runBalancer } from './web/balancer.js';
+import { runFrontend } from './web/frontend.js';
 
 class UsageError extends Error {}
 /** Exit 1 with a message: the cell is missing or a CPUT did not match. */
@@ -75,7 +77,9 @@ withTopology(program.command('up'))
     const root = dataRoot(topo, o.data);
     const nodes = localNodes(topo);
     const cluster = await up(topo, { topologyFile: topo.file, dataRoot: root, say: (l) => console.log(l) });
-    console.log(`penncloud is up (${nodes.length} nodes, data in ${root}): master at ${endpoint(topo.master.host, topo.master.port)}`);
+    const b = topo.balancer;
+    const open = b ? `open http://${b.host}:${b.port}/` : `master at ${endpoint(topo.master.host, topo.master.port)}`;
+    console.log(`penncloud is up (${nodes.length} nodes, data in ${root}): ${open}`);
     const signal = await Promise.race([waitForSignal(), cluster.done.then(() => 'exit')]);
     if (signal !== 'exit') console.log(`\n${signal}: stopping every node...`);
     await cluster.stop();
@@ -83,16 +87,31 @@ withTopology(program.command('up'))
   });
 
 withTopology(program.command('node'))
-  .description('run one node of the topology in this process (master or a storage node)')
+  .description('run one node of the topology in this process (master, storage, frontend, smtp or balancer)')
   .argument('<name>', 'node name from the topology')
   .option('--data <dir>', 'data directory')
   .action(async (name: string, o: CommonOpts) => {
     const topo = topologyOf(o);
     const root = dataRoot(topo, o.data);
+    const node = allNodes(topo).find((n) => n.name === name);
+    if (!node) throw new UsageError(`no node named '${name}' in ${topo.file} (nodes: ${allNodes(topo).map((n) => n.name).join(', ')})`);
     let handle: { stop(): Promise<void> };
-    if (name === topo.master.name) handle = await runMaster(topo, root);
-    else if (storageNode(topo, name)) handle = await runStorageNode(topo, name, root);
-    else throw new UsageError(`no node named '${name}' in ${topo.file} (nodes: ${[topo.master.name, ...topo.storage.map((s) => s.name)].join(', ')})`);
+    switch (node.kind) {
+      case 'master':
+        handle = await runMaster(topo, root);
+        break;
+      case 'storage':
+        handle = await runStorageNode(topo, name, root);
+        break;
+      case 'frontend':
+        handle = await runFrontend(topo, name);
+        break;
+      case 'balancer':
+        handle = await runBalancer(topo);
+        break;
+      case 'smtp':
+        throw new UsageError(`SMTP nodes are not built yet`);
+    }
     await waitForSignal();
     await handle.stop();
     process.exit(0);

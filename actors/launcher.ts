@@ -7,12 +7,12 @@ import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, readFileSync } f
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { endpoint, type Topology } from '../transport/topology.js';
+import { allNodes, endpoint, type NodeKind, type Topology } from '../transport/topology.js';
 import { StoreClient } from './session.js';
 
 export interface LaunchedNode {
   name: string;
-  kind: 'master' | 'storage';
+  kind: NodeKind;
 }
 
 /** True when `host` names this machine. */
@@ -22,10 +22,9 @@ export function isLocalHost(host: string): boolean {
 }
 
 export function localNodes(topo: Topology): LaunchedNode[] {
-  const out: LaunchedNode[] = [];
-  if (isLocalHost(topo.master.host)) out.push({ name: topo.master.name, kind: 'master' });
-  for (const s of topo.storage) if (isLocalHost(s.host)) out.push({ name: s.name, kind: 'storage' });
-  return out;
+  return allNodes(topo)
+    .filter((n) => isLocalHost(n.host))
+    .map(({ name, kind }) => ({ name, kind }));
 }
 
 export interface ClusterFile {
@@ -131,6 +130,26 @@ async function refuseIfRunning(topo: Topology): Promise<void> {
   if (answers) throw new Error(`a cluster is already running: the master at ${endpoint(topo.master.host, topo.master.port)} answers`);
 }
 
+/** True when every local frontend and the balancer answer HTTP. */
+async function servicesAnswer(topo: Topology, nodes: LaunchedNode[]): Promise<boolean> {
+  // A frontend answers its health check; the balancer redirects (it has heard from a frontend).
+  const checks: Array<[url: string, status: number]> = [];
+  for (const n of nodes) {
+    const f = topo.frontends.find((x) => x.name === n.name);
+    if (f) checks.push([`http://${f.host}:${f.port}/healthz`, 200]);
+    if (n.kind === 'balancer' && topo.balancer && topo.frontends.length > 0) checks.push([`http://${topo.balancer.host}:${topo.balancer.port}/`, 307]);
+  }
+  const answers = await Promise.all(
+    checks.map(([u, want]) =>
+      fetch(u, { redirect: 'manual', signal: AbortSignal.timeout(1000) }).then(
+        (r) => r.status === want,
+        () => false,
+      ),
+    ),
+  );
+  return answers.every(Boolean);
+}
+
 /** Waits until the master answers and every local storage node is alive (bounded). */
 async function waitUntilReady(topo: Topology, nodes: LaunchedNode[], timeoutMs = 60_000): Promise<void> {
   const client = StoreClient.fromTopology(topo, { timeoutMs: 500, maxAttempts: 1 });
@@ -140,7 +159,7 @@ async function waitUntilReady(topo: Topology, nodes: LaunchedNode[], timeoutMs =
     while (Date.now() < deadline) {
       try {
         const st = await client.status();
-        if (want.every((name) => st.nodes.find((n) => n.name === name)?.state === 'alive')) return;
+        if (want.every((name) => st.nodes.find((n) => n.name === name)?.state === 'alive') && (await servicesAnswer(topo, nodes))) return;
       } catch {
         // not up yet
       }

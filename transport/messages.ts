@@ -51,9 +51,15 @@ export interface HeartbeatReq { t: 'heartbeat'; node: string; pid: number; table
 export interface MapReq { t: 'map'; known: number }
 export interface StatusReq { t: 'status' }
 
+// ---- services (frontends, SMTP nodes) -> balancer ----
+/** A frontend or SMTP node reports that it is up and how loaded it is (every web.heartbeat_ms). */
+export interface ServiceHeartbeatReq { t: 'svc_heartbeat'; node: string; kind: ServiceKind; url: string; pid: number; load: ServiceLoad }
+/** Who is up, as the balancer sees it (for the admin console). */
+export interface ServicesReq { t: 'services' }
+
 export type DataRequest = GetReq | PutReq | CputReq | DelReq | ColsReq | ScanReq;
 export type ReplicationRequest = ReplReq | CatchupReq | PositionReq;
-export type Request = DataRequest | ReplicationRequest | NodeInfoReq | AdminReq | HeartbeatReq | MapReq | StatusReq | InSyncReq | DropReq | PingReq;
+export type Request = DataRequest | ReplicationRequest | NodeInfoReq | AdminReq | HeartbeatReq | MapReq | StatusReq | InSyncReq | DropReq | PingReq | ServiceHeartbeatReq | ServicesReq;
 
 // ---- replies ----
 export interface OkRep { t: 'ok' }
@@ -66,6 +72,7 @@ export interface NodeInfoRep { t: 'node_info'; node: string; pid: number; stoppe
 /** The map; in reply to a heartbeat also a lease: the node may act as primary until (its send time + leaseMs). */
 export interface MapRep { t: 'map'; map: TabletMap | null; leaseMs: number }
 export interface StatusRep { t: 'status'; map: TabletMap; nodes: NodeStatus[] }
+export interface ServicesRep { t: 'services'; balancer: { name: string; url: string; pid: number; redirects: number; noFrontend: number }; nodes: ServiceStatus[] }
 
 export type ErrorCode =
   | 'bad_request' // malformed or invalid message: do not retry
@@ -87,12 +94,34 @@ export type Reply =
   | NodeInfoRep
   | MapRep
   | StatusRep
+  | ServicesRep
   | ReplAckRep
   | CatchupRep
   | PositionRep
   | ErrorRep;
 
 // ---- shared structures ----
+export type ServiceKind = 'frontend' | 'smtp';
+export interface ServiceLoad {
+  /** Requests (or SMTP sessions) being served right now. */
+  inflight: number;
+  /** Event-loop delay, p99 over the last period, ms. */
+  loopDelayMs: number;
+  /** Requests (or messages) served since the process started. */
+  served: number;
+  /** Resident memory, bytes. */
+  rssBytes: number;
+}
+export interface ServiceStatus {
+  name: string;
+  kind: ServiceKind;
+  url: string;
+  pid: number;
+  alive: boolean;
+  load: ServiceLoad;
+  lastHeartbeatMs: number; // ms since the balancer last heard from it
+}
+
 export interface TabletReport { id: number; resident: boolean; lsn: number; cells: number | null; epoch: number; role: 'primary' | 'replica' | 'catching_up' | 'idle' }
 
 export interface NodeStats { received: number; malformed: number; oversized: number; ops: number }
@@ -138,7 +167,7 @@ export interface TabletMap {
 }
 
 // ---- validation ----
-type FieldType = 'int' | 'str' | 'bytes' | 'bytes?' | 'cursor?' | 'reports' | 'records' | 'bool' | 'snap?' | 'action';
+type FieldType = 'int' | 'str' | 'bytes' | 'bytes?' | 'cursor?' | 'reports' | 'records' | 'bool' | 'snap?' | 'action' | 'svc' | 'load';
 const REQUEST_FIELDS: Record<Request['t'], Record<string, FieldType>> = {
   get: { tablet: 'int', row: 'str', col: 'str' },
   put: { tablet: 'int', row: 'str', col: 'str', value: 'bytes' },
@@ -157,6 +186,8 @@ const REQUEST_FIELDS: Record<Request['t'], Record<string, FieldType>> = {
   heartbeat: { node: 'str', pid: 'int', tablets: 'reports', stopped: 'bool' },
   map: { known: 'int' },
   status: {},
+  svc_heartbeat: { node: 'str', kind: 'svc', url: 'str', pid: 'int', load: 'load' },
+  services: {},
 };
 
 /** Longest row or column name, in UTF-16 code units. */
@@ -202,6 +233,10 @@ function checkField(v: unknown, type: FieldType): boolean {
       return v === null || (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && Number.isSafeInteger(v[1]));
     case 'action':
       return v === 'stop' || v === 'restart';
+    case 'svc':
+      return v === 'frontend' || v === 'smtp';
+    case 'load':
+      return typeof v === 'object' && v !== null && ['inflight', 'loopDelayMs', 'served', 'rssBytes'].every((k) => typeof (v as Record<string, unknown>)[k] === 'number' && Number.isFinite((v as Record<string, unknown>)[k]));
   }
 }
 

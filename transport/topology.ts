@@ -44,6 +44,36 @@ export interface Topology {
   };
   master: NodeAddress;
   storage: StorageNodeConfig[];
+  /** Web frontends (Hono), one process each. */
+  frontends: NodeAddress[];
+  /** The load balancer: `port` is the one URL users are given; `controlPort` takes heartbeats (ZeroMQ). */
+  balancer: (NodeAddress & { controlPort: number }) | null;
+  /** SMTP ingress processes; each also runs the outbound sender. */
+  smtp: NodeAddress[];
+  web: {
+    /** A session lives this long after the last login. */
+    sessionHours: number;
+    /** Accounts that may open the admin console; when empty, the first account signed up is the admin. */
+    admins: string[];
+    /** Failed logins per account within `loginWindowS` before further attempts are refused. */
+    loginAttempts: number;
+    loginWindowS: number;
+    /** Per-user drive quota. */
+    driveQuotaBytes: number;
+    /** Frontend -> balancer heartbeat period; a frontend silent for 3 periods is out. */
+    heartbeatMs: number;
+  };
+  mail: {
+    /** Largest message SMTP ingress accepts (552 beyond). */
+    maxMessageBytes: number;
+    /** DNS servers for MX lookups ("host" or "host:port"); empty: the system's resolver. */
+    dnsServers: string[];
+    /** Port of remote SMTP servers (25; tests point it elsewhere). */
+    remotePort: number;
+    /** Outbound delivery: first retry delay, doubling each time, for at most `retryForS`. */
+    retryFirstS: number;
+    retryForS: number;
+  };
 }
 
 type Table = Record<string, unknown>;
@@ -93,7 +123,7 @@ export function parseTopology(text: string, file = '<inline>'): Topology {
   } catch (e) {
     throw new ConfigError(`${file}: not valid TOML: ${(e as Error).message.split('\n')[0]}`);
   }
-  rejectUnknown(root, 'topology', ['cluster', 'timeouts', 'limits', 'master', 'storage', 'frontend', 'balancer', 'smtp']);
+  rejectUnknown(root, 'topology', ['cluster', 'timeouts', 'limits', 'master', 'storage', 'frontend', 'balancer', 'smtp', 'web', 'mail']);
   const c = table(root, 'cluster', true);
   rejectUnknown(c, 'cluster', ['tablets', 'replication', 'tablets_in_memory', 'worker_threads', 'data_dir', 'mail_domain']);
   const cluster = {
@@ -142,8 +172,67 @@ export function parseTopology(text: string, file = '<inline>'): Topology {
   if (cluster.replication > storage.length) {
     throw new ConfigError(`cluster.replication (${cluster.replication}) exceeds the number of storage nodes (${storage.length})`);
   }
-  checkUnique([master, ...storage]);
-  return { file, cluster, timeouts, limits, master, storage };
+  const frontends = list(root, 'frontend').map((f, i) => address(f, `frontend[${i}]`));
+  const smtp = list(root, 'smtp').map((f, i) => address(f, `smtp[${i}]`));
+  let balancer: Topology['balancer'] = null;
+  if (root['balancer'] !== undefined) {
+    const b = table(root, 'balancer', false);
+    const { control_port: _cp, ...rest } = b;
+    const a = address(rest, 'balancer', 'balancer');
+    balancer = { ...a, controlPort: int(b, 'balancer', 'control_port', a.port + 1, 1, 65535) };
+  }
+  const w = table(root, 'web', false);
+  rejectUnknown(w, 'web', ['session_hours', 'admins', 'login_attempts', 'login_window_s', 'drive_quota_mb', 'heartbeat_ms']);
+  const web = {
+    sessionHours: int(w, 'web', 'session_hours', 24 * 7, 1, 24 * 366),
+    admins: strList(w, 'web', 'admins'),
+    loginAttempts: int(w, 'web', 'login_attempts', 5, 1, 1000),
+    loginWindowS: int(w, 'web', 'login_window_s', 300, 1, 86_400),
+    driveQuotaBytes: int(w, 'web', 'drive_quota_mb', 10 * 1024, 1, 1 << 30) * 1024 * 1024,
+    heartbeatMs: int(w, 'web', 'heartbeat_ms', 1000, 50, 60_000),
+  };
+  const m = table(root, 'mail', false);
+  rejectUnknown(m, 'mail', ['max_message_mb', 'dns_servers', 'remote_port', 'retry_first_s', 'retry_for_s']);
+  const mail = {
+    maxMessageBytes: int(m, 'mail', 'max_message_mb', 25, 1, 1024) * 1024 * 1024,
+    dnsServers: strList(m, 'mail', 'dns_servers'),
+    remotePort: int(m, 'mail', 'remote_port', 25, 1, 65535),
+    retryFirstS: int(m, 'mail', 'retry_first_s', 60, 1, 86_400),
+    retryForS: int(m, 'mail', 'retry_for_s', 4 * 86_400, 1, 30 * 86_400),
+  };
+  const services: Array<NodeAddress & { workerPorts?: number[] }> = [...frontends, ...smtp];
+  if (balancer) services.push({ ...balancer, workerPorts: [balancer.controlPort] });
+  checkUnique([master, ...storage, ...services]);
+  return { file, cluster, timeouts, limits, master, storage, frontends, balancer, smtp, web, mail };
+}
+
+function list(root: Table, key: string): Table[] {
+  const v = root[key];
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new ConfigError(`${key} must be an array of tables: write [[${key}]]`);
+  return v.map((x, i) => {
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) throw new ConfigError(`${key}[${i}] must be a table`);
+    return x as Table;
+  });
+}
+
+function strList(t: Table, path: string, key: string): string[] {
+  const v = t[key] ?? [];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x.length > 0)) throw new ConfigError(`${path}.${key} must be a list of non-empty strings`);
+  return v as string[];
+}
+
+export type NodeKind = 'master' | 'storage' | 'frontend' | 'balancer' | 'smtp';
+
+/** Every node of the topology with its kind, in start order (master first, balancer last). */
+export function allNodes(topo: Topology): Array<{ name: string; host: string; kind: NodeKind }> {
+  return [
+    { ...topo.master, kind: 'master' as const },
+    ...topo.storage.map((s) => ({ ...s, kind: 'storage' as const })),
+    ...topo.frontends.map((s) => ({ ...s, kind: 'frontend' as const })),
+    ...topo.smtp.map((s) => ({ ...s, kind: 'smtp' as const })),
+    ...(topo.balancer ? [{ ...topo.balancer, kind: 'balancer' as const }] : []),
+  ].map(({ name, host, kind }) => ({ name, host, kind }));
 }
 
 function checkUnique(nodes: Array<NodeAddress & { workerPorts?: number[] }>): void {

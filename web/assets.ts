@@ -1,0 +1,54 @@
+// Static assets, kept as strings so the frontends need no build step and no file system paths.
+// Served under /static/ with a long cache lifetime; the version in the URL changes when they do.
+import { createHash } from 'node:crypto';
+
+export const CSS = `
+:root { --fg:#1d2330; --muted:#667085; --line:#e4e7ec; --bg:#f6f7f9; --card:#fff; --accent:#2563eb; --accent-fg:#fff;
+  --danger:#c0262d; --ok:#157f3b; --warn:#b45309; --radius:10px; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+* { box-sizing: border-box; }
+body { margin:0; background:var(--bg); color:var(--fg); font-size:15px; line-height:1.45; }
+a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
+header.top { display:flex; align-items:center; gap:16px; padding:10px 24px; background:var(--card); border-bottom:1px solid var(--line); }
+header.top .brand { font-weight:700; font-size:18px; color:var(--fg); letter-spacing:-.01em; }
+header.top .brand span { color:var(--accent); }
+header.top nav { display:flex; gap:14px; flex:1; }
+header.top nav a { color:var(--muted); font-weight:500; } header.top nav a.on, header.top nav a:hover { color:var(--fg); text-decoration:none; }
+header.top .who { color:var(--muted); display:flex; align-items:center; gap:10px; }
+main { max-width:1040px; margin:28px auto; padding:0 20px; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:var(--radius); padding:22px 24px; margin-bottom:18px; }
+.narrow { max-width:420px; margin-left:auto; margin-right:auto; }
+h1 { font-size:22px; margin:0 0 16px; letter-spacing:-.01em; } h2 { font-size:17px; margin:0 0 12px; }
+label { display:block; font-weight:500; margin:12px 0 4px; }
+input[type=text], input[type=password], input[type=email], input:not([type]), textarea, select {
+  width:100%; padding:8px 10px; border:1px solid #cfd4dc; border-radius:8px; font:inherit; background:#fff; }
+input:focus, textarea:focus, select:focus { outline:2px solid #bfd3fe; border-color:var(--accent); }
+textarea { min-height:220px; resize:vertical; }
+button, .button { display:inline-block; padding:8px 14px; border-radius:8px; border:1px solid var(--accent); background:var(--accent);
+  color:var(--accent-fg); font:inherit; font-weight:500; cursor:pointer; }
+button:hover, .button:hover { filter:brightness(1.07); text-decoration:none; }
+button.secondary, .button.secondary { background:#fff; color:var(--fg); border-color:#cfd4dc; }
+button.danger, .button.danger { background:var(--danger); border-color:var(--danger); color:#fff; }
+button.link { background:none; border:none; color:var(--accent); padding:0; }
+form.inline { display:inline; margin:0; }
+.actions { display:flex; gap:8px; align-items:center; margin-top:16px; flex-wrap:wrap; }
+.hint { color:var(--muted); font-size:13px; margin-top:4px; }
+.flash { padding:10px 14px; border-radius:8px; margin-bottom:14px; }
+.flash.error { background:#fdecec; color:var(--danger); border:1px solid #f6c9cb; }
+.flash.ok { background:#e9f7ef; color:var(--ok); border:1px solid #bfe6cd; }
+table.list { width:100%; border-collapse:collapse; }
+table.list th { text-align:left; font-weight:600; color:var(--muted); font-size:13px; border-bottom:1px solid var(--line); padding:8px; }
+table.list td { border-bottom:1px solid var(--line); padding:8px; vertical-align:top; }
+table.list tr:hover td { background:#fafbfc; }
+.menu { display:grid; grid-template-columns:repeat(auto-fit,minmax(200px,1fr)); gap:14px; }
+.menu a.tile { display:block; background:var(--card); border:1px solid var(--line); border-radius:var(--radius); padding:20px; color:var(--fg); }
+.menu a.tile:hover { border-color:var(--accent); text-decoration:none; box-shadow:0 2px 10px rgba(37,99,235,.08); }
+.menu a.tile strong { display:block; font-size:17px; margin-bottom:4px; } .menu a.tile span { color:var(--muted); font-size:14px; }
+.muted { color:var(--muted); } .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:13px; }
+.badge { display:inline-block; padding:1px 8px; border-radius:99px; font-size:12px; font-weight:600; background:#eef2ff; color:#3730a3; }
+.badge.alive { background:#e9f7ef; color:var(--ok); } .badge.dead, .badge.stopped { background:#fdecec; color:var(--danger); }
+.badge.recovering { background:#fff4e5; color:var(--warn); }
+.error-page { text-align:center; padding:40px 20px; } .error-page .code { font-size:48px; font-weight:700; color:#cfd4dc; }
+footer { text-align:center; color:var(--muted); font-size:12px; margin:30px 0; }
+`;
+
+export const CSS_VERSION = createHash('sha256').update(CSS).digest('hex').slice(0, 10);

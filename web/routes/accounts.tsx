@@ -1,0 +1,89 @@
+// Log in, sign up, log out, change password, and the menu at `/`.
+import { Hono, type Context } from 'hono';
+import { changePassword, logIn, signUp } from '../accounts.js';
+import type { User, WebEnv } from '../context.js';
+import { handle, page, redirect, HttpError } from '../http.js';
+import { startSession, endSession, formFields, safeNext } from '../middleware.js';
+import { LoginPage, MenuPage, PasswordPage, SignupPage } from '../views/account.js';
+
+function me(c: Context<WebEnv>): User {
+  const u = c.var.user;
+  if (!u) throw new HttpError(401, 'Please log in first.');
+  return u;
+}
+
+export function accountRoutes(): Hono<WebEnv> {
+  const app = new Hono<WebEnv>();
+  const domain = (c: Context<WebEnv>): string => c.var.deps.topo.cluster.mailDomain;
+
+  app.get(
+    '/',
+    handle((c) => {
+      const user = c.var.user;
+      if (user) return page('Home', <MenuPage user={user} domain={domain(c)} />);
+      return page('Log in', <LoginPage csrf={c.var.csrf} next={safeNext(c.req.query('next'))} />);
+    }),
+  );
+
+  app.post(
+    '/login',
+    handle(async (c) => {
+      const f = await formFields(c, ['name', 'password', 'next']);
+      const name = f.name.trim().toLowerCase();
+      const res = await logIn(c.var.deps.store, c.var.deps.topo, name, f.password);
+      if (!res.ok) return page('Log in', <LoginPage csrf={c.var.csrf} error={res.problem} name={name} next={safeNext(f.next)} />, res.status);
+      await startSession(c, res.user);
+      return redirect(safeNext(f.next) ?? '/');
+    }),
+  );
+
+  app.get(
+    '/signup',
+    handle((c) => (c.var.user ? redirect('/') : page('Sign up', <SignupPage csrf={c.var.csrf} domain={domain(c)} />))),
+  );
+
+  app.post(
+    '/signup',
+    handle(async (c) => {
+      const f = await formFields(c, ['name', 'password', 'password2']);
+      const name = f.name.trim().toLowerCase();
+      const again = (error: string, status: 400 | 409) => page('Sign up', <SignupPage csrf={c.var.csrf} domain={domain(c)} error={error} name={name} />, status);
+      if (f.password !== f.password2) return again('The two passwords differ.', 400);
+      const res = await signUp(c.var.deps.store, c.var.deps.topo, name, f.password);
+      if (!res.ok) return again(res.problem, res.problem.includes('taken') ? 409 : 400);
+      await startSession(c, res.user);
+      return redirect('/');
+    }),
+  );
+
+  app.post(
+    '/logout',
+    handle(async (c) => {
+      await endSession(c);
+      return redirect('/');
+    }),
+  );
+
+  app.get(
+    '/account',
+    handle((c) => {
+      me(c);
+      return page('Account', <PasswordPage csrf={c.var.csrf} />);
+    }),
+  );
+
+  app.post(
+    '/account/password',
+    handle(async (c) => {
+      const user = me(c);
+      const f = await formFields(c, ['old', 'new', 'new2']);
+      const show = (error?: string, ok?: string, status?: 400 | 403) => page('Account', <PasswordPage csrf={c.var.csrf} error={error} ok={ok} />, status);
+      if (f.new !== f.new2) return show('The two new passwords differ.', undefined, 400);
+      const res = await changePassword(c.var.deps.store, user.name, f.old, f.new);
+      if (!res.ok) return show(res.problem, undefined, 400);
+      return show(undefined, 'Your password was changed.');
+    }),
+  );
+
+  return app;
+}
