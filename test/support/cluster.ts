@@ -21,6 +21,14 @@ export interface ClusterSpec {
   checkpointBytes?: number;
   catchupRecords?: number;
   requestMs?: number;
+  /** Web frontends (ports basePort+500+i), named web1, web2, ... */
+  frontends?: number;
+  /** A balancer on basePort+600 (control basePort+601). */
+  balancer?: boolean;
+  /** SMTP nodes (ports basePort+700+i), named smtp1, ... */
+  smtp?: number;
+  /** More TOML appended as is (e.g. a [web] or [mail] table). */
+  extraToml?: string;
 }
 
 export function topologyText(spec: ClusterSpec): string {
@@ -48,6 +56,14 @@ export function topologyText(spec: ClusterSpec): string {
   for (let i = 1; i <= spec.storageNodes; i++) {
     lines.push('', '[[storage]]', `name = "s${i}"`, `port = ${spec.basePort + i * 10}`);
   }
+  for (let i = 1; i <= (spec.frontends ?? 0); i++) {
+    lines.push('', '[[frontend]]', `name = "web${i}"`, `port = ${spec.basePort + 500 + i}`);
+  }
+  for (let i = 1; i <= (spec.smtp ?? 0); i++) {
+    lines.push('', '[[smtp]]', `name = "smtp${i}"`, `port = ${spec.basePort + 700 + i}`);
+  }
+  if (spec.balancer) lines.push('', '[balancer]', `port = ${spec.basePort + 600}`, `control_port = ${spec.basePort + 601}`);
+  if (spec.extraToml) lines.push('', spec.extraToml);
   return lines.join('\n') + '\n';
 }
 
@@ -69,11 +85,41 @@ export class TestCluster {
     return this.topo.storage.map((s) => s.name);
   }
 
-  /** Starts the master and every storage node, and waits until all are alive. */
+  /** Starts every node (master, storage, frontends, SMTP, balancer) and waits until all are up. */
   async start(): Promise<void> {
     this.startNode(this.topo.master.name);
     for (const s of this.storageNames) this.startNode(s);
     await this.waitAlive(this.storageNames);
+    for (const f of this.topo.frontends) this.startNode(f.name);
+    for (const s of this.topo.smtp) this.startNode(s.name);
+    if (this.topo.balancer) this.startNode(this.topo.balancer.name);
+    await Promise.all(this.topo.frontends.map((f) => this.waitHttp(f.name)));
+  }
+
+  /** http://host:port of a frontend, or of the balancer when no name is given. */
+  url(name?: string): string {
+    if (name === undefined) {
+      const b = this.topo.balancer;
+      if (!b) throw new Error('this cluster has no balancer');
+      return `http://${b.host}:${b.port}`;
+    }
+    const f = this.topo.frontends.find((x) => x.name === name);
+    if (!f) throw new Error(`no frontend named ${name}`);
+    return `http://${f.host}:${f.port}`;
+  }
+
+  /** Waits until a frontend answers its health check. */
+  async waitHttp(name: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const ok = await fetch(`${this.url(name)}/healthz`, { signal: AbortSignal.timeout(1000) }).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error(`frontend ${name} not up within ${timeoutMs} ms; logs in ${this.dir}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   startNode(name: string): ChildProcess {
@@ -106,7 +152,8 @@ export class TestCluster {
   async restart(name: string): Promise<void> {
     await this.kill(name);
     this.startNode(name);
-    if (name !== this.topo.master.name) await this.waitAlive([name]);
+    if (this.topo.frontends.some((f) => f.name === name)) await this.waitHttp(name);
+    else if (this.storageNames.includes(name)) await this.waitAlive([name]);
   }
 
   client(overrides: Partial<StoreClientOptions> = {}): StoreClient {
