@@ -3,7 +3,7 @@ import { Hono, type Context } from 'hono';
 import { changePassword, logIn, signUp } from '../accounts.js';
 import type { User, WebEnv } from '../context.js';
 import { handle, page, redirect, HttpError } from '../http.js';
-import { startSession, endSession, formFields, safeNext } from '../middleware.js';
+import { startSession, endSession, formFields, mustLogIn, safeNext } from '../middleware.js';
 import { LoginPage, MenuPage, PasswordPage, SignupPage } from '../views/account.js';
 
 function me(c: Context<WebEnv>): User {
@@ -14,6 +14,8 @@ function me(c: Context<WebEnv>): User {
 
 export function accountRoutes(): Hono<WebEnv> {
   const app = new Hono<WebEnv>();
+  app.use('/account', mustLogIn());
+  app.use('/account/*', mustLogIn());
   const domain = (c: Context<WebEnv>): string => c.var.deps.topo.cluster.mailDomain;
 
   app.get(
