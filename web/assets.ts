@@ -8,7 +8,7 @@ export const CSS = `
 * { box-sizing: border-box; }
 body { margin:0; background:var(--bg); color:var(--fg); font-size:15px; line-height:1.45; }
 a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
-header.top { display:flex; align-items:center; gap:16px; padding:10px 24px; background:var(--card); border-bottom:1px solid var(--line); }
+header.top { display:flex; align-items:center; gap:16px; padding:10px 24px; min-height:60px; background:var(--card); border-bottom:1px solid var(--line); }
 header.top .brand { font-weight:700; font-size:18px; color:var(--fg); letter-spacing:-.01em; }
 header.top .brand span { color:var(--accent); }
 header.top nav { display:flex; gap:14px; flex:1; }
