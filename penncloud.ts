@@ -3,6 +3,7 @@
 // User mistakes: one line on stderr, exit 2. Not found / CPUT mismatch: exit 1.
 import { Command, CommanderError } from 'commander';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runMaster } from './actors/master.js';
 import { localNodes, readClusterFile, up } from './actors/launcher.js';
@@ -203,16 +204,27 @@ for (const action of ['stop', 'restart'] as const) {
     });
 }
 
+const BENCH_SUITES = ['kv', 'web', 'drive', 'mail'];
+
 program
   .command('bench')
-  .description('benchmark the store on a cluster started in a temporary directory; prints a table and a JSON line')
+  .description(`benchmarks on clusters started in temporary directories; each prints a table and a BENCH_JSON line. Suites: ${BENCH_SUITES.join(', ')} (default: all); other options go to the suite`)
   .allowUnknownOption()
   .allowExcessArguments()
   .action(async () => {
-    const script = fileURLToPath(new URL('./test/bench/kv-bench.js', import.meta.url));
-    const child = spawn(process.execPath, [script, ...process.argv.slice(3)], { stdio: 'inherit' });
-    const code = await new Promise<number>((r) => child.on('exit', (c) => r(c ?? 1)));
-    process.exitCode = code;
+    const args = process.argv.slice(3);
+    const chosen = args.filter((a) => BENCH_SUITES.includes(a));
+    const rest = args.filter((a) => !BENCH_SUITES.includes(a));
+    const suites = (chosen.length > 0 ? chosen : BENCH_SUITES).filter((s) => existsSync(fileURLToPath(new URL(`./test/bench/${s}-bench.js`, import.meta.url))));
+    let worst = 0;
+    for (const suite of suites) {
+      const script = fileURLToPath(new URL(`./test/bench/${suite}-bench.js`, import.meta.url));
+      const child = spawn(process.execPath, [script, ...rest], { stdio: 'inherit' });
+      const code = await new Promise<number>((r) => child.on('exit', (c) => r(c ?? 1)));
+      worst = Math.max(worst, code);
+      if (code === 130) break;
+    }
+    process.exitCode = worst;
   });
 
 async function main(): Promise<void> {
