@@ -12,6 +12,7 @@ import { runStorageNode } from './actors/storage/node.js';
 import { allNodes, ConfigError, dataRoot, endpoint, loadTopology, storageNode, type Topology } from './transport/topology.js';
 import { runBalancer } from './web/balancer.js';
 import { runFrontend } from './web/frontend.js';
+import { runSmtpNode } from './mail/smtp-node.js';
 
 class UsageError extends Error {}
 /** Exit 1 with a message: the cell is missing or a CPUT did not match. */
@@ -111,7 +112,8 @@ withTopology(program.command('node'))
         handle = await runBalancer(topo);
         break;
       case 'smtp':
-        throw new UsageError(`SMTP nodes are not built yet`);
+        handle = await runSmtpNode(topo, name);
+        break;
     }
     await waitForSignal();
     await handle.stop();

@@ -1,0 +1,100 @@
+// The mailbox model in the store (rows and columns documented in docs/mail.md):
+//   row `mbox:<user>:<folder>`, one column per message named by its id (ids sort newest first),
+//       value: the MessageSummary JSON. `cols()` of this row is the folder's index.
+//   row `msg:<user>:<id>`, columns `raw0000`, `raw0001`, ...: the raw RFC 5322 bytes in 1 MiB cells.
+// A delivery writes the raw cells first and the index column last, so a listed message is always
+// complete; each message has its own column, so concurrent deliveries to one mailbox never collide.
+import { simpleParser, type ParsedMail } from 'mailparser';
+import type { StoreClient } from '../actors/session.js';
+import { deleteChunks, readChunks, writeChunks } from './chunks.js';
+import { isMessageId, newMessageId } from './ids.js';
+import { summarize, type Folder, type MessageSummary } from './summary.js';
+
+export const indexRow = (user: string, folder: Folder): string => `mbox:${user}:${folder}`;
+export const messageRow = (user: string, id: string): string => `msg:${user}:${id}`;
+const RAW = 'raw';
+
+/** Messages per mailbox page. */
+export const PAGE_SIZE = 50;
+
+/** Options of mailparser: bounded work on hostile input. */
+export const PARSE_OPTIONS = { skipImageLinks: true, maxHtmlLengthToParse: 5 * 1024 * 1024 } as const;
+
+export async function parseMessage(raw: Buffer): Promise<ParsedMail> {
+  return simpleParser(raw, PARSE_OPTIONS);
+}
+
+const decode = (v: Uint8Array): MessageSummary => JSON.parse(Buffer.from(v).toString('utf8')) as MessageSummary;
+
+/**
+ * Stores `raw` in `user`'s `folder` and returns its summary. Resolves only once every cell is durably
+ * stored (the store acknowledges a put after its replicas logged it).
+ */
+export async function storeMessage(
+  store: StoreClient,
+  user: string,
+  folder: Folder,
+  raw: Buffer,
+  o: { parsed?: ParsedMail; read?: boolean; now?: number } = {},
+): Promise<MessageSummary> {
+  const parsed = o.parsed ?? (await parseMessage(raw));
+  const arrived = o.now ?? Date.now();
+  const id = newMessageId(arrived);
+  const chunks = await writeChunks(store, messageRow(user, id), RAW, raw);
+  const summary = summarize(parsed, { id, folder, arrived, size: raw.length, chunks, read: o.read ?? false });
+  // The id is fresh (time + random): a CPUT on an absent column never overwrites another message.
+  if (!(await store.cput(indexRow(user, folder), id, null, JSON.stringify(summary)))) throw new Error(`message id ${id} collided`);
+  return summary;
+}
+
+export interface MailboxPage {
+  items: MessageSummary[];
+  total: number;
+  page: number;
+  pages: number;
+}
+
+/** One page of a folder, newest first: one `cols` of the index and PAGE_SIZE reads of small cells. */
+export async function listFolder(store: StoreClient, user: string, folder: Folder, page: number, perPage = PAGE_SIZE): Promise<MailboxPage> {
+  const row = indexRow(user, folder);
+  const ids = (await store.cols(row)).filter((c) => isMessageId(c));
+  const pages = Math.max(1, Math.ceil(ids.length / perPage));
+  const p = Math.min(Math.max(1, Math.floor(page) || 1), pages);
+  const slice = ids.slice((p - 1) * perPage, p * perPage);
+  const cells = await Promise.all(slice.map((id) => store.get(row, id)));
+  const items = cells.filter((v): v is Uint8Array => v !== null).map(decode);
+  return { items, total: ids.length, page: p, pages };
+}
+
+/** The summary of a message, looked up in the folders (inbox first). */
+export async function findMessage(store: StoreClient, user: string, id: string, folders: readonly Folder[] = ['inbox', 'sent']): Promise<MessageSummary | null> {
+  if (!isMessageId(id)) return null;
+  for (const f of folders) {
+    const v = await store.get(indexRow(user, f), id);
+    if (v !== null) return decode(v);
+  }
+  return null;
+}
+
+/** The raw bytes of a message; null when it is gone. */
+export async function readRaw(store: StoreClient, user: string, s: MessageSummary): Promise<Buffer | null> {
+  return readChunks(store, messageRow(user, s.id), RAW, s.chunks);
+}
+
+/** Marks a message read (CPUT: a concurrent delete or change is not undone). */
+export async function markRead(store: StoreClient, user: string, s: MessageSummary): Promise<void> {
+  if (s.read) return;
+  const row = indexRow(user, s.folder);
+  const cur = await store.get(row, s.id);
+  if (cur === null) return;
+  const now = decode(cur);
+  if (now.read) return;
+  await store.cput(row, s.id, cur, JSON.stringify({ ...now, read: true }));
+}
+
+/** Deletes a message: the index column first (it disappears at once), then its cells. */
+export async function deleteMessage(store: StoreClient, user: string, s: MessageSummary): Promise<boolean> {
+  const existed = await store.delete(indexRow(user, s.folder), s.id);
+  await deleteChunks(store, messageRow(user, s.id), RAW, s.chunks);
+  return existed;
+}
