@@ -68,7 +68,7 @@ export interface NotFoundRep { t: 'not_found' }
 export interface MismatchRep { t: 'mismatch'; current: Uint8Array | null }
 export interface ColsRep { t: 'cols'; cols: string[] }
 export interface ScanRep { t: 'scan'; cells: Cell[]; next: Cursor | null }
-export interface NodeInfoRep { t: 'node_info'; node: string; pid: number; stopped: boolean; tablets: TabletReport[]; stats: NodeStats }
+export interface NodeInfoRep { t: 'node_info'; node: string; pid: number; stopped: boolean; tablets: TabletReport[]; stats: NodeStats; metrics: NodeMetrics }
 /** The map; in reply to a heartbeat also a lease: the node may act as primary until (its send time + leaseMs). */
 export interface MapRep { t: 'map'; map: TabletMap | null; leaseMs: number }
 export interface StatusRep { t: 'status'; map: TabletMap; nodes: NodeStatus[] }
@@ -125,6 +125,19 @@ export interface ServiceStatus {
 export interface TabletReport { id: number; resident: boolean; lsn: number; cells: number | null; epoch: number; role: 'primary' | 'replica' | 'catching_up' | 'idle' }
 
 export interface NodeStats { received: number; malformed: number; oversized: number; ops: number }
+
+/** A storage node's data requests (get/put/cput/del/cols/scan) over the last minute, for the admin console. */
+export interface NodeMetrics {
+  /** Unix second of the last entry (the last complete second). */
+  endSec: number;
+  /** Requests answered in each second, oldest first (60 entries). */
+  ops: number[];
+  /** p99 latency of each second in ms (a histogram bucket's upper bound; null: no requests). */
+  p99Ms: Array<number | null>;
+  /** Over the whole minute. */
+  minuteOps: number;
+  minuteP99Ms: number | null;
+}
 
 export type NodeState = 'alive' | 'dead' | 'recovering' | 'stopped' | 'unknown';
 

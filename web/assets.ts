@@ -49,6 +49,31 @@ table.list tr:hover td { background:#fafbfc; }
 .badge.recovering { background:#fff4e5; color:var(--warn); }
 .error-page { text-align:center; padding:40px 20px; } .error-page .code { font-size:48px; font-weight:700; color:#cfd4dc; }
 footer { text-align:center; color:var(--muted); font-size:12px; margin:30px 0; }
+/* admin console */
+.admin-head { display:flex; align-items:center; gap:14px; flex-wrap:wrap; margin-bottom:16px; } .admin-head h1 { margin:0; }
+.admin-head .button { margin-left:auto; }
+button.small { padding:3px 10px; font-size:13px; }
+.badge.unknown { background:#f2f4f7; color:var(--muted); }
+.stale { color:var(--warn); font-weight:600; }
+.problems { background:#fff4e5; color:var(--warn); border:1px solid #f5d9b5; border-radius:8px; padding:8px 14px 8px 30px; margin:0 0 14px; }
+.load-grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(230px,1fr)); gap:12px; }
+.load-card { border:1px solid var(--line); border-radius:8px; padding:10px 12px; }
+.load-head { display:flex; justify-content:space-between; align-items:center; margin-bottom:6px; }
+.load-figures { display:flex; gap:10px; flex-wrap:wrap; font-size:13px; color:var(--muted); } .load-figures strong { color:var(--fg); }
+svg.spark { display:block; width:100%; height:44px; margin-top:6px; background:#fafbfc; border-radius:4px; }
+svg.spark polyline { fill:none; stroke-width:1.5; vector-effect:non-scaling-stroke; } svg.spark .axis { stroke:var(--line); }
+svg.spark.ops polyline, svg.spark.ops circle { stroke:var(--accent); fill:var(--accent); } svg.spark.ops polyline { fill:none; }
+svg.spark.latency polyline, svg.spark.latency circle { stroke:var(--warn); fill:var(--warn); } svg.spark.latency polyline { fill:none; }
+.replica { display:inline-block; padding:1px 8px; margin:2px 6px 2px 0; border-radius:6px; font-size:12px; border:1px solid #bfe6cd; background:#e9f7ef; color:var(--ok); }
+.replica.primary { font-weight:700; }
+.replica.lagging { background:#fffbe6; border-color:#f3e3a3; color:#8a6d00; }
+.replica.catching_up { background:#fff4e5; border-color:#f5c58a; color:var(--warn); font-weight:600; }
+.replica.down { background:#fdecec; border-color:#f6c9cb; color:var(--danger); text-decoration:line-through; }
+.replica .behind { font-weight:700; }
+tr.unavailable td { background:#fdecec; } .bad { color:var(--danger); font-weight:600; }
+.data-pick { display:flex; gap:14px; align-items:flex-end; flex-wrap:wrap; } .data-pick label { margin:0; min-width:180px; }
+.raw-cells td { word-break:break-all; } .val-text { white-space:pre-wrap; } .cut { color:var(--muted); font-size:12px; }
+.button.disabled { opacity:.45; pointer-events:none; }
 `;
 
 export const CSS_VERSION = createHash('sha256').update(CSS).digest('hex').slice(0, 10);

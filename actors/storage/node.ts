@@ -5,11 +5,12 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { errorReply, type NodeStats, type Request, type TabletMap, type TabletReport } from '../../transport/messages.js';
+import { errorReply, type NodeMetrics, type NodeStats, type Request, type TabletMap, type TabletReport } from '../../transport/messages.js';
 import { RpcClient, RpcServer, type Respond } from '../../transport/rpc.js';
 import { endpoint, storageNode, type Topology } from '../../transport/topology.js';
 import { monoNow } from '../clock.js';
 import { createLogger } from '../log.js';
+import { summarize, type MeterSnapshot } from './op-meter.js';
 import type { TabletConfig } from './replica-core.js';
 import type { FromWorker, ToWorker, WorkerConfig } from './worker.js';
 
@@ -108,8 +109,10 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
     });
   }
 
-  async function collect(): Promise<{ tablets: TabletReport[]; stats: NodeStats }> {
-    const replies = await Promise.all(slots.map((s) => ask(s, (id) => ({ type: 'report', id }), 1000)));
+  /** Every worker's tablets and counters; with `metricsEnd` (a unix second) also the last minute's op metrics. */
+  async function collect(metricsEnd?: number): Promise<{ tablets: TabletReport[]; stats: NodeStats; metrics: NodeMetrics | null }> {
+    const replies = await Promise.all(slots.map((s) => ask(s, (id) => ({ type: 'report', id, ...(metricsEnd !== undefined ? { metricsEnd } : {}) }), 1000)));
+    const meters: MeterSnapshot[] = [];
     const tablets: TabletReport[] = [];
     const stats: NodeStats = { received: 0, malformed: 0, oversized: 0, ops: 0 };
     for (const r of replies) {
@@ -119,9 +122,10 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
       stats.malformed += r.malformed;
       stats.oversized += r.oversized;
       stats.ops += r.ops;
+      if (r.meter) meters.push(r.meter);
     }
     tablets.sort((a, b) => a.id - b.id);
-    return { tablets, stats };
+    return { tablets, stats, metrics: metricsEnd !== undefined ? summarize(meters, metricsEnd) : null };
   }
 
   /** Stops every worker: `crash` drops memory and unsynced log appends, like kill -9 of the data path. */
@@ -159,8 +163,9 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
 
   function control(req: Request, respond: Respond): void {
     if (req.t === 'node_info') {
-      collect().then(
-        ({ tablets, stats }) => respond({ t: 'node_info', node: name, pid: process.pid, stopped, tablets, stats }),
+      const lastCompleteSecond = Math.floor(Date.now() / 1000) - 1;
+      collect(lastCompleteSecond).then(
+        ({ tablets, stats, metrics }) => respond({ t: 'node_info', node: name, pid: process.pid, stopped, tablets, stats, metrics: metrics! }),
         (e: Error) => respond(errorReply('internal', e.message)),
       );
       return;

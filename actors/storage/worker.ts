@@ -7,6 +7,7 @@ import { workerIndex } from '../../transport/partition.js';
 import { RpcClient, RpcServer, type Respond } from '../../transport/rpc.js';
 import { createLogger } from '../log.js';
 import type { TabletConfig } from './replica-core.js';
+import { OpMeter, type MeterSnapshot } from './op-meter.js';
 import { TabletHost } from './tablet-host.js';
 
 export interface WorkerConfig {
@@ -31,10 +32,11 @@ export interface WorkerAssignment {
   leaseUntil: number;
 }
 
-export type ToWorker = ({ type: 'assign' } & WorkerAssignment) | { type: 'report'; id: number } | { type: 'stop'; id: number; crash: boolean };
+/** `report` with `metricsEnd` also returns the op meter's snapshot of the minute ending with that unix second. */
+export type ToWorker = ({ type: 'assign' } & WorkerAssignment) | { type: 'report'; id: number; metricsEnd?: number } | { type: 'stop'; id: number; crash: boolean };
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'report'; id: number; tablets: TabletReport[]; received: number; malformed: number; oversized: number; ops: number; resident: number; evictions: number }
+  | { type: 'report'; id: number; tablets: TabletReport[]; received: number; malformed: number; oversized: number; ops: number; resident: number; evictions: number; meter?: MeterSnapshot }
   | { type: 'stopped'; id: number }
   | { type: 'fatal'; message: string };
 
@@ -44,6 +46,8 @@ const port = parentPort!;
 let assignmentKnown = false;
 let nodes = new Map<string, MapNode>();
 let stopping = false;
+/** Latency of the data requests clients send (not replication), for the admin console. */
+const meter = new OpMeter();
 
 // Sockets to peer workers and the master, shared by every tablet of this worker.
 const clients = new Map<string, RpcClient>();
@@ -108,10 +112,24 @@ function handle(req: Request, respond: Respond): void {
       if (workerIndex(req.tablet, cfg.workers, cfg.nodes) !== cfg.index || !host.isAssigned(req.tablet)) {
         return respond(errorReply('not_mine', `tablet ${req.tablet} is not served by ${cfg.node} worker ${cfg.index}`));
       }
-      return host.dispatch(req, respond);
+      if (req.t === 'repl' || req.t === 'catchup' || req.t === 'position') return host.dispatch(req, respond);
+      return host.dispatch(req, metered(respond));
     default:
       return respond(errorReply('bad_request', `${req.t} is not served by a tablet worker`));
   }
+}
+
+/** Wraps a reply so its latency (from arrival here to the answer) lands in the op meter. */
+function metered(respond: Respond): Respond {
+  const start = performance.now();
+  let answered = false;
+  return (reply) => {
+    if (!answered) {
+      answered = true;
+      meter.record(performance.now() - start, Date.now());
+    }
+    respond(reply);
+  };
 }
 
 const server = new RpcServer({
@@ -151,6 +169,7 @@ port.on('message', (msg: ToWorker) => {
         ops: host.ops,
         resident: host.residentCount,
         evictions: host.evictions,
+        ...(msg.metricsEnd !== undefined ? { meter: meter.snapshot(msg.metricsEnd) } : {}),
       } satisfies FromWorker);
       break;
     case 'stop':
