@@ -1,6 +1,7 @@
 // The web over real HTTP: two frontends and a balancer in front of a replicated store, every one its
 // own process. Accounts, sessions, CSRF, cookies, HTTP details, and frontends coming and going.
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { useCluster } from './support/cluster.js';
 import { WebClient } from './support/web-client.js';
@@ -205,6 +206,20 @@ describe('web: accounts and sessions over two frontends', () => {
     const huge = await u.raw('POST', '/login', { body: 'a='.padEnd(2 << 20, 'x'), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(huge.status).toBe(413);
     expect((await fetch(cluster.url('web1') + '/healthz')).status).toBe(200);
+  });
+
+  it('answers broken HTTP with 400 and keeps serving', async () => {
+    const url = new URL(cluster.url('web2'));
+    const reply = await new Promise<string>((resolve, reject) => {
+      const sock = connect(Number(url.port), url.hostname, () => sock.write('GARBAGE \x00\x01 nonsense\r\nHost:\r\n\r\n'));
+      let got = '';
+      sock.on('data', (d) => (got += d.toString()));
+      sock.on('close', () => resolve(got));
+      sock.on('error', reject);
+      sock.setTimeout(5000, () => sock.destroy());
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 400/);
+    expect((await fetch(cluster.url('web2') + '/healthz')).status).toBe(200);
   });
 
   it('keeps users logged in across a frontend restart', async () => {
