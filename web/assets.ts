@@ -49,6 +49,24 @@ table.list tr:hover td { background:#fafbfc; }
 .badge.recovering { background:#fff4e5; color:var(--warn); }
 .error-page { text-align:center; padding:40px 20px; } .error-page .code { font-size:48px; font-weight:700; color:#cfd4dc; }
 footer { text-align:center; color:var(--muted); font-size:12px; margin:30px 0; }
+/* mail */
+.mail { display:grid; grid-template-columns:170px 1fr; gap:18px; align-items:start; }
+.mail-side .compose { display:block; text-align:center; margin-bottom:12px; }
+.mail-side nav a { display:block; padding:7px 12px; border-radius:8px; color:var(--fg); }
+.mail-side nav a.on { background:#eef2ff; color:#3730a3; font-weight:600; }
+.mail-head { display:flex; justify-content:space-between; align-items:baseline; }
+table.messages td.from { width:26%; white-space:nowrap; overflow:hidden; text-overflow:ellipsis; max-width:220px; }
+table.messages td.subject { overflow:hidden; white-space:nowrap; text-overflow:ellipsis; max-width:520px; }
+table.messages td.when { width:90px; text-align:right; color:var(--muted); white-space:nowrap; }
+table.messages a { color:var(--fg); } table.messages .preview { color:var(--muted); }
+table.messages tr.unread td.from, table.messages tr.unread .subj { font-weight:700; }
+.message h1.subject { overflow-wrap:anywhere; }
+dl.headers { display:grid; grid-template-columns:60px 1fr; gap:2px 10px; margin:0; font-size:14px; }
+dl.headers dt { color:var(--muted); } dl.headers dd { margin:0; overflow-wrap:anywhere; }
+.message .source { margin-left:auto; font-size:13px; }
+pre.mail-text { white-space:pre-wrap; overflow-wrap:anywhere; font:inherit; margin:18px 0 0; border-top:1px solid var(--line); padding-top:14px; }
+iframe.mail-html { width:100%; height:60vh; min-height:240px; border:1px solid var(--line); border-radius:8px; margin-top:18px; resize:vertical; background:#fff; }
+.attachments { border-top:1px solid var(--line); margin-top:18px; padding-top:12px; } .attachments ul { margin:0; padding-left:18px; }
 /* admin console */
 .admin-head { display:flex; align-items:center; gap:14px; flex-wrap:wrap; margin-bottom:16px; } .admin-head h1 { margin:0; }
 .admin-head .button { margin-left:auto; }

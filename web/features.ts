@@ -1,7 +1,9 @@
 // The feature areas every frontend mounts, beside the account pages at `/`.
 import type { Feature } from './app.js';
 import { adminRoutes } from './routes/admin.js';
+import { mailRoutes } from './routes/mail.js';
 
 export const FEATURES: Feature[] = [
   { prefix: '/admin', routes: adminRoutes },
+  { prefix: '/mail', routes: mailRoutes },
 ];
