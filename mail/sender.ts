@@ -24,9 +24,16 @@ export interface SenderOptions {
   timeoutMs?: number;
 }
 
-/** The delay before attempt n+1 (n = attempts so far, >= 1): retry_first_s * 2^(n-1), capped at a day. */
-export function retryDelayMs(firstS: number, attempts: number): number {
-  return Math.min(firstS * 1000 * 2 ** Math.min(30, Math.max(0, attempts - 1)), 86_400_000);
+/**
+ * When to try again after `attempts` failed attempts: on the schedule first, first+2*first,
+ * first+2*first+4*first, ... after the entry was created (gaps of retry_first_s doubling each time, each
+ * at most a day), and never sooner than retry_first_s from now.
+ */
+export function nextAttemptAt(created: number, firstS: number, attempts: number, now: number): number {
+  const first = firstS * 1000;
+  let at = created;
+  for (let i = 0; i < attempts; i++) at += Math.min(first * 2 ** Math.min(i, 30), 86_400_000);
+  return Math.max(at, now + first);
 }
 
 export class OutboundSender {
@@ -135,7 +142,7 @@ export class OutboundSender {
       return;
     }
     const now = Date.now();
-    const next = now + retryDelayMs(this.topo.mail.retryFirstS, e.attempts + 1);
+    const next = nextAttemptAt(e.created, this.topo.mail.retryFirstS, e.attempts + 1, now);
     const deadline = e.created + this.topo.mail.retryForS * 1000;
     if (result.kind === 'temporary' && next <= deadline) {
       this.stats.retried++;

@@ -78,3 +78,41 @@ export function frameOf(html: string): string | null {
   const m = /<iframe[^>]*srcdoc="([^"]*)"/.exec(html);
   return m ? unescapeHtml(m[1]!) : null;
 }
+
+export interface WebMail {
+  to: string;
+  cc?: string;
+  subject: string;
+  body: string;
+  files?: Array<{ name: string; type: string; data: Buffer }>;
+  /** Hidden fields a reply/forward form carries. */
+  extra?: Record<string, string>;
+}
+
+/** Posts the compose form (multipart, CSRF token in the URL) as the browser would; follows the redirect. */
+export async function sendViaWeb(web: WebClient, m: WebMail) {
+  if (!web.csrf) await web.get('/mail/compose');
+  const form = new FormData();
+  form.set('to', m.to);
+  form.set('cc', m.cc ?? '');
+  form.set('subject', m.subject);
+  form.set('body', m.body);
+  for (const [k, v] of Object.entries(m.extra ?? {})) form.set(k, v);
+  for (const f of m.files ?? []) form.append('files', new Blob([new Uint8Array(f.data)], { type: f.type }), f.name);
+  return web.go('POST', `/mail/send?_csrf=${encodeURIComponent(web.csrf)}`, { body: form });
+}
+
+/** The hidden fields of a compose page (reply / forward). */
+export function hiddenFields(html: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of html.matchAll(/<input type="hidden" name="([a-z_]+)" value="([^"]*)"/g)) out[m[1]!] = unescapeHtml(m[2]!);
+  return out;
+}
+
+/** The value of a text input or textarea of a page. */
+export function fieldValue(html: string, name: string): string {
+  const input = new RegExp(`<input[^>]*name="${name}"[^>]*value="([^"]*)"`).exec(html);
+  if (input) return unescapeHtml(input[1]!);
+  const area = new RegExp(`<textarea[^>]*name="${name}"[^>]*>([\\s\\S]*?)</textarea>`).exec(html);
+  return area ? unescapeHtml(area[1]!) : '';
+}
