@@ -2,7 +2,17 @@
 // webmail's pages with the cookie-jar client.
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
+import { useCluster } from './support/cluster.js';
 import { WebClient } from './support/web-client.js';
+
+/** Every mail test file uses this one port range, run one file at a time (SMTP nodes on BASE+701...). */
+export const MAIL_BASE_PORT = 26000;
+export const MAIL_DOMAIN = 'penncloud.local';
+
+/** A small replicated cluster (3 storage nodes, 8 tablets, R=3) with one frontend and `smtp` SMTP nodes. */
+export function useMailCluster(smtp: number, mailToml: string, frontends = 1) {
+  return useCluster({ basePort: MAIL_BASE_PORT, storageNodes: 3, tablets: 8, replication: 3, frontends, smtp, extraToml: `[mail]\n${mailToml}` });
+}
 
 export interface SwaksResult {
   code: number;

@@ -6,25 +6,16 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useCluster } from './support/cluster.js';
 import type { WebClient } from './support/web-client.js';
-import { frameOf, messageIds, newUser, replies, swaks, waitSmtp } from './mail-helpers.js';
+import { frameOf, MAIL_BASE_PORT, MAIL_DOMAIN, messageIds, newUser, replies, swaks, useMailCluster, waitSmtp } from './mail-helpers.js';
 
-const BASE = 26000;
+const BASE = MAIL_BASE_PORT;
 const SMTP = BASE + 701;
-const DOMAIN = 'penncloud.local';
+const DOMAIN = MAIL_DOMAIN;
 
 describe('SMTP ingress', () => {
-  const c = useCluster({
-    basePort: BASE,
-    storageNodes: 3,
-    tablets: 8,
-    replication: 3,
-    frontends: 1,
-    smtp: 1,
-    // max 1 MiB; DNS pointed at a port where nothing answers (relayed mail just waits in the queue)
-    extraToml: '[mail]\nmax_message_mb = 1\ndns_servers = ["127.0.0.1:26999"]\nremote_port = 26998\nretry_first_s = 3600',
-  });
+  // max 1 MiB; DNS pointed at a port where nothing answers (relayed mail just waits in the queue)
+  const c = useMailCluster(1, 'max_message_mb = 1\ndns_servers = ["127.0.0.1:26999"]\nremote_port = 26998\nretry_first_s = 3600');
   const cluster = c.cluster;
   let alice: WebClient;
   const tmp = mkdtempSync(join(tmpdir(), 'penncloud-smtp-'));

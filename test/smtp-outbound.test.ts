@@ -9,14 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { useCluster } from './support/cluster.js';
 import type { WebClient } from './support/web-client.js';
-import { messageIds, newUser, sendViaWeb, waitSmtp } from './mail-helpers.js';
+import { MAIL_BASE_PORT, MAIL_DOMAIN, messageIds, newUser, sendViaWeb, useMailCluster, waitSmtp } from './mail-helpers.js';
 
-const BASE = 26000;
+const BASE = MAIL_BASE_PORT;
 const DNS_PORT = 26900;
 const MX_PORT = 26910;
-const DOMAIN = 'penncloud.local';
+const DOMAIN = MAIL_DOMAIN;
 
 interface Received {
   rcpts: string[];
@@ -73,15 +72,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | null | f
 }
 
 describe('delivery to other domains', () => {
-  const c = useCluster({
-    basePort: BASE,
-    storageNodes: 3,
-    tablets: 8,
-    replication: 3,
-    frontends: 1,
-    smtp: 2,
-    extraToml: `[mail]\ndns_servers = ["127.0.0.1:${DNS_PORT}"]\nremote_port = ${MX_PORT}\nretry_first_s = 1\nretry_for_s = 3`,
-  });
+  const c = useMailCluster(2, `dns_servers = ["127.0.0.1:${DNS_PORT}"]\nremote_port = ${MX_PORT}\nretry_first_s = 1\nretry_for_s = 3`);
   const receiver = new Receiver();
   let dns: ChildProcess;
   let ann: WebClient;
