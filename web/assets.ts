@@ -92,6 +92,26 @@ tr.unavailable td { background:#fdecec; } .bad { color:var(--danger); font-weigh
 .data-pick { display:flex; gap:14px; align-items:flex-end; flex-wrap:wrap; } .data-pick label { margin:0; min-width:180px; }
 .raw-cells td { word-break:break-all; } .val-text { white-space:pre-wrap; } .cut { color:var(--muted); font-size:12px; }
 .button.disabled { opacity:.45; pointer-events:none; }
+/* drive */
+.drive-head { display:flex; align-items:center; justify-content:space-between; gap:16px; flex-wrap:wrap; margin-bottom:14px; }
+.crumbs { font-size:18px; display:flex; flex-wrap:wrap; gap:6px; align-items:baseline; overflow-wrap:anywhere; }
+.crumbs .sep { color:#cfd4dc; } .crumbs strong { font-weight:600; }
+.usage { display:flex; align-items:center; gap:8px; color:var(--muted); font-size:13px; } .usage progress { width:140px; }
+.drive-tools { display:flex; flex-wrap:wrap; gap:12px 28px; align-items:center; padding:16px 20px; }
+.drive-tools form { display:flex; gap:8px; align-items:center; margin:0; }
+.drive-tools form.mkdir input[type=text] { width:220px; }
+ul.uploads { list-style:none; margin:0; padding:0; flex-basis:100%; } ul.uploads:empty { display:none; }
+ul.uploads li { display:grid; grid-template-columns:minmax(0,1fr) 200px 150px; gap:10px; align-items:center; padding:4px 0; font-size:14px; }
+ul.uploads li .name { overflow:hidden; text-overflow:ellipsis; white-space:nowrap; } ul.uploads progress { width:100%; }
+ul.uploads li.done .status { color:var(--ok); } ul.uploads li.failed .status { color:var(--danger); grid-column:2 / 4; }
+.drive-list { padding:8px 12px; } .drive-list .empty { margin:14px 8px; }
+.drive-list td.name { overflow-wrap:anywhere; max-width:440px; } .drive-list td.size, .drive-list td.type, .drive-list td.modified { color:var(--muted); white-space:nowrap; }
+.drive-list td.size { text-align:right; } .drive-list td.row-actions { white-space:nowrap; text-align:right; }
+.drive-list td.row-actions a, .drive-list td.row-actions form { margin-left:10px; font-size:14px; }
+button.link.danger { color:var(--danger); font-size:14px; }
+.icon { display:inline-block; width:16px; height:13px; margin-right:8px; vertical-align:-1px; border-radius:2px; }
+.icon.folder { background:#f5b942; box-shadow:inset 0 3px 0 #e0a52f; } .icon.file { background:#dde3ec; width:12px; height:15px; margin:0 10px 0 2px; }
+select[size] { padding:4px; }
 `;
 
 export const CSS_VERSION = createHash('sha256').update(CSS).digest('hex').slice(0, 10);
