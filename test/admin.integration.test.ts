@@ -90,7 +90,7 @@ describe('admin console over HTTP', () => {
     expect(page.status).toBe(200);
     for (const name of ['master', 's1', 's2', 's3', 'web1', 'web2', 'balancer']) expect(page.text).toContain(`data-node="${name}"`);
     expect(page.text).toContain('Tablet map');
-    expect(page.text).toContain('/admin/api/status?html=1'); // the polling script
+    expect(page.text).toContain("fetch('/admin/api/status?html=1'"); // the polling script, not HTML-escaped
 
     // The frontends show up once the balancer has heard their heartbeats.
     const s = await until('both frontends alive at the balancer', async () => {

@@ -30,6 +30,8 @@ export const LIVE_SCRIPT = `
     }
   }
   setInterval(poll, POLL_MS);
+  // A tab in the background does not poll; it catches up as soon as it is shown again.
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) void poll(); });
   document.addEventListener('submit', (ev) => {
     const form = ev.target;
     if (!(form instanceof HTMLFormElement) || !form.classList.contains('node-stop')) return;

@@ -1,6 +1,7 @@
 // The admin console's main page: every node with its state, the storage nodes' load over the last
 // minute, and the tablet map. The live parts are separate components so the polling script can swap in
 // fresh server-rendered copies (see web/admin/live-script.ts) without a reload.
+import { raw } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import { formatAgo, formatBytes, formatMs } from '../admin/format.js';
 import type { AdminNode, AdminStatus } from '../admin/overview.js';
@@ -230,7 +231,8 @@ export function AdminPage(props: { status: AdminStatus; csrf: string; ok?: strin
         </p>
         <div id="live-tablets">{parts['live-tablets']}</div>
       </section>
-      <script>{props.script}</script>
+      {/* Our own constant script, never user text: raw, since hono/jsx would escape its quotes and arrows. */}
+      <script>{raw(props.script)}</script>
     </>
   );
 }
