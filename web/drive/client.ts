@@ -60,7 +60,7 @@ export const DRIVE_JS = `
       function pump() {
         while (running < 2 && next < files.length) send(next++);
         if (running === 0) {
-          if (failed === 0) window.location.reload();
+          if (failed === 0) window.location.assign(form.getAttribute('data-done') || window.location.href); // a GET, never a re-POST
           else { button.disabled = false; input.value = ''; }
         }
       }

@@ -86,7 +86,7 @@ export function DrivePage(props: { csrf: string; folder: string; path: Crumb[]; 
       </div>
       <Flash error={props.error} />
       <div class="card drive-tools">
-        <form id="upload-form" class="upload" method="post" action={uploadAction} enctype="multipart/form-data">
+        <form id="upload-form" class="upload" method="post" action={uploadAction} enctype="multipart/form-data" data-done={folderUrl(folder)}>
           <input id="upload-files" type="file" name="file" multiple aria-label="Files to upload" />
           <button type="submit">Upload</button>
         </form>
