@@ -42,6 +42,7 @@ export function sanitizeMailHtml(html: string, images: InlineImage[] = []): stri
       table: ['width', 'cellpadding', 'cellspacing', 'border'],
       '*': ['style', 'align'],
     },
+    allowedClasses: { span: ['blocked-image'] },
     allowedStyles: {
       '*': style(['color', 'background-color', 'text-align', 'font-weight', 'font-style', 'font-size', 'text-decoration', 'padding', 'margin', 'border', 'width']),
     },
@@ -55,7 +56,7 @@ export function sanitizeMailHtml(html: string, images: InlineImage[] = []): stri
         const cid = /^cid:(.+)$/i.exec(src)?.[1];
         const data = cid !== undefined ? dataUrls.get(cid) : undefined;
         if (data) return { tagName, attribs: { ...attribs, src: data } };
-        return { tagName: 'span', attribs: { class: 'blocked-image', title: 'remote image blocked' }, text: '[image blocked]' };
+        return { tagName: 'span', attribs: { class: 'blocked-image' }, text: '[image blocked]' };
       },
     },
   });

@@ -59,6 +59,7 @@ table.messages td.from { width:26%; white-space:nowrap; overflow:hidden; text-ov
 table.messages td.subject { overflow:hidden; white-space:nowrap; text-overflow:ellipsis; max-width:520px; }
 table.messages td.when { width:90px; text-align:right; color:var(--muted); white-space:nowrap; }
 table.messages a { color:var(--fg); } table.messages .preview { color:var(--muted); }
+table.messages .clip { margin-left:6px; font-weight:500; }
 table.messages tr.unread td.from, table.messages tr.unread .subj { font-weight:700; }
 .message h1.subject { overflow-wrap:anywhere; }
 dl.headers { display:grid; grid-template-columns:60px 1fr; gap:2px 10px; margin:0; font-size:14px; }

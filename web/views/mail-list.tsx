@@ -36,7 +36,7 @@ export function FolderPage(props: { folder: Folder; page: MailboxPage; ok?: stri
                   <td class="subject">
                     <a href={`/mail/m/${m.id}`}>
                       <span class="subj">{m.subject || '(no subject)'}</span>
-                      {m.attachments.length > 0 && <span class="clip" title={`${m.attachments.length} attachment(s)`}> 📎</span>}
+                      {m.attachments.length > 0 && <span class="badge clip">{m.attachments.length === 1 ? '1 file' : `${m.attachments.length} files`}</span>}
                       <span class="preview"> — {m.preview}</span>
                     </a>
                   </td>
