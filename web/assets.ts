@@ -91,7 +91,8 @@ svg.spark.latency polyline, svg.spark.latency circle { stroke:var(--warn); fill:
 .replica .behind { font-weight:700; }
 tr.unavailable td { background:#fdecec; } .bad { color:var(--danger); font-weight:600; }
 .data-pick { display:flex; gap:14px; align-items:flex-end; flex-wrap:wrap; } .data-pick label { margin:0; min-width:180px; }
-.raw-cells td { word-break:break-all; } .val-text { white-space:pre-wrap; } .cut { color:var(--muted); font-size:12px; }
+.raw-cells td { word-break:break-all; } .raw-cells td:first-child { white-space:nowrap; word-break:normal; width:1%; }
+.raw-cells td:nth-child(2), .raw-cells td:nth-child(3) { min-width:9em; } .val-text { white-space:pre-wrap; } .cut { color:var(--muted); font-size:12px; }
 .button.disabled { opacity:.45; pointer-events:none; }
 /* drive */
 .drive-head { display:flex; align-items:center; justify-content:space-between; gap:16px; flex-wrap:wrap; margin-bottom:14px; }

@@ -126,7 +126,8 @@ function metered(respond: Respond): Respond {
   return (reply) => {
     if (!answered) {
       answered = true;
-      meter.record(performance.now() - start, Date.now());
+      const end = performance.now();
+      meter.record(end - start, performance.timeOrigin + end); // wall clock without a second clock read
     }
     respond(reply);
   };
