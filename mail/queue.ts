@@ -5,6 +5,7 @@
 // lease sends, retries (CPUT with the next attempt time) or finishes (deletes) the entry.
 import type { StoreClient } from '../actors/session.js';
 import { deleteChunks, readChunks, writeChunks } from './chunks.js';
+import { createCell } from './durable.js';
 import { isMessageId, newMessageId } from './ids.js';
 
 export const QUEUE_ROW = 'mailq';
@@ -45,7 +46,7 @@ export async function enqueue(store: StoreClient, o: { sender: string; from: str
       const id = newMessageId(now);
       const chunks = await writeChunks(store, dataRow(id), RAW, o.raw);
       const entry: QueueEntry = { id, sender: o.sender, from: o.from, rcpt, created: now, attempts: 0, nextAt: now, lastError: null, size: o.raw.length, chunks, lease: null };
-      if (!(await store.cput(QUEUE_ROW, id, null, JSON.stringify(entry)))) throw new Error(`queue id ${id} collided`);
+      if (!(await createCell(store, QUEUE_ROW, id, JSON.stringify(entry)))) throw new Error(`queue id ${id} collided`);
       return entry;
     }),
   );

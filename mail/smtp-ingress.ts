@@ -10,6 +10,7 @@ import type { Topology } from '../transport/topology.js';
 import { accountExists, logIn } from '../web/accounts.js';
 import type { LoadMeter } from '../web/service-heartbeat.js';
 import { isAddress, isLocalDomain, localUser, MAX_RECIPIENTS } from './addresses.js';
+import { again } from './durable.js';
 import { parseMessage } from './mailbox.js';
 import { submit } from './submit.js';
 
@@ -74,7 +75,7 @@ export function createIngress(d: IngressDeps): SMTPServer {
     }
     const user = localUser(rcpt, domain);
     if (user === null) return cb(reply(550, `5.1.1 <${rcpt}>: No such user here`));
-    accountExists(d.store, user).then(
+    again(() => accountExists(d.store, user)).then(
       (ok) => cb(ok ? null : reply(550, `5.1.1 <${rcpt}>: No such user here`)),
       () => cb(reply(451, '4.3.0 Mailbox lookup failed, try again later')),
     );

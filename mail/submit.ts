@@ -6,6 +6,7 @@ import type { StoreClient } from '../actors/session.js';
 import type { Topology } from '../transport/topology.js';
 import { accountExists } from '../web/accounts.js';
 import { isLocalDomain, localUser } from './addresses.js';
+import { again } from './durable.js';
 import { parseMessage, storeMessage } from './mailbox.js';
 import { enqueue } from './queue.js';
 
@@ -38,7 +39,7 @@ export async function submit(store: StoreClient, topo: Topology, s: Submission):
   for (const rcpt of s.rcpts) {
     if (isLocalDomain(rcpt, domain)) {
       const user = localUser(rcpt, domain);
-      if (user !== null && !localUsers.has(user) && (await accountExists(store, user))) localUsers.set(user, rcpt);
+      if (user !== null && !localUsers.has(user) && (await again(() => accountExists(store, user)))) localUsers.set(user, rcpt);
       else if (user === null || !localUsers.has(user)) out.refused.push(rcpt);
     } else if (s.sender !== null) {
       remote.push(rcpt);
