@@ -10,8 +10,10 @@ let lastMicros = 0;
 
 /** A new id: 11 base-36 digits of the inverted time, then 8 random hex digits (unique across processes). */
 export function newMessageId(now = Date.now()): string {
-  // Within one process, ids strictly increase in time even when several are made in the same millisecond.
-  const micros = Math.max(now * 1000, lastMicros + 1);
+  // Within one process, ids made in the same millisecond (or while the clock steps back a little) still
+  // strictly increase in time; a time given far in the past (imports, tests) is kept as it is.
+  const asked = now * 1000;
+  const micros = asked <= lastMicros && asked > lastMicros - 1_000_000 ? lastMicros + 1 : asked;
   lastMicros = micros;
   return (TOP - micros).toString(36).padStart(TIME_DIGITS, '0') + randomBytes(4).toString('hex');
 }

@@ -34,7 +34,7 @@ export function sanitizeMailHtml(html: string, images: InlineImage[] = []): stri
   return sanitizeHtml(html.slice(0, MAX_HTML_CHARS), {
     allowedTags: [...sanitizeHtml.defaults.allowedTags, 'img', 'center', 'font'],
     allowedAttributes: {
-      a: ['href', 'name', 'title'],
+      a: ['href', 'name', 'title', 'target', 'rel'],
       img: ['src', 'alt', 'title', 'width', 'height'],
       font: ['color'],
       td: ['colspan', 'rowspan', 'align', 'valign', 'width'],
