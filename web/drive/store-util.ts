@@ -13,30 +13,37 @@ function isUnknown(e: unknown): boolean {
   return e instanceof StoreError && e.code === 'unknown';
 }
 
+/** Worth sending an idempotent write again: its outcome is unknown, or the store was busy (after a pause). */
+async function retryable(e: unknown, attempt: number): Promise<boolean> {
+  if (attempt >= UNKNOWN_RETRIES || !(e instanceof StoreError)) return false;
+  if (e.code === 'unavailable') await sleep(250 * (attempt + 1));
+  return e.code === 'unknown' || e.code === 'unavailable';
+}
+
 function sameBytes(a: Uint8Array | null, b: Bytes | null): boolean {
   if (a === null || b === null) return a === null && b === null;
   return Buffer.from(a).equals(typeof b === 'string' ? Buffer.from(b, 'utf8') : b);
 }
 
-/** A put (idempotent): re-sent when its outcome is unknown. */
+/** A put (idempotent): re-sent when its outcome is unknown or the store was busy. */
 export async function putSure(store: StoreClient, row: string, col: string, value: Bytes): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await store.put(row, col, value);
     } catch (e) {
-      if (!isUnknown(e) || attempt >= UNKNOWN_RETRIES) throw e;
+      if (!(await retryable(e, attempt))) throw e;
     }
   }
 }
 
-/** A delete (idempotent): re-sent when its outcome is unknown. */
+/** A delete (idempotent): re-sent when its outcome is unknown or the store was busy. */
 export async function deleteSure(store: StoreClient, row: string, col: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await store.delete(row, col);
       return;
     } catch (e) {
-      if (!isUnknown(e) || attempt >= UNKNOWN_RETRIES) throw e;
+      if (!(await retryable(e, attempt))) throw e;
     }
   }
 }
