@@ -20,8 +20,10 @@ export interface SenderOptions {
   parallel?: number;
   /** Entries read per poll at most (the rest wait for later polls). */
   scanLimit?: number;
-  /** SMTP step timeout (connect, greeting); the lease outlasts a whole attempt. */
+  /** SMTP step timeout (connect, greeting). */
   timeoutMs?: number;
+  /** How long a claim holds; renewed every third of it while the delivery runs. */
+  leaseMs?: number;
 }
 
 /**
@@ -64,8 +66,7 @@ export class OutboundSender {
     this.parallel = o.parallel ?? 8;
     this.scanLimit = o.scanLimit ?? 2000;
     this.timeoutMs = o.timeoutMs ?? 30_000;
-    // An attempt tries at most 5 exchangers x 4 addresses, each bounded by ~4 timeouts.
-    this.leaseMs = Math.max(60_000, 20 * 4 * this.timeoutMs);
+    this.leaseMs = o.leaseMs ?? 60_000;
     this.resolver = makeResolver(topo.mail.dnsServers);
   }
 
@@ -125,15 +126,34 @@ export class OutboundSender {
     await Promise.all([...this.inflight]);
   }
 
-  private async deliver(cell: QueueCell): Promise<void> {
+  /** Delivers a claimed entry, renewing the lease while it runs (a long send is not taken over). */
+  private async deliver(claimed: QueueCell): Promise<void> {
+    let cell = claimed;
+    let renewing: Promise<void> = Promise.resolve();
+    const renew = setInterval(() => {
+      renewing = claim(this.store, cell, this.owner, this.leaseMs).then(
+        (next) => {
+          if (next) cell = next;
+          else this.log.warn({ id: cell.entry.id }, 'lost the lease while sending');
+        },
+        () => {}, // the store is busy: the lease still has two thirds left; the next renewal tries again
+      );
+    }, Math.floor(this.leaseMs / 3));
+    let outcome: { result: TransferResult; raw: Buffer } | null;
+    try {
+      const raw = await readMessage(this.store, cell.entry);
+      outcome = raw === null ? null : { result: await this.attempt(cell.entry, raw), raw };
+    } finally {
+      clearInterval(renew);
+      await renewing;
+    }
     const e = cell.entry;
-    const raw = await readMessage(this.store, e);
-    if (raw === null) {
+    if (outcome === null) {
       this.log.warn({ id: e.id }, 'queued message cells missing; dropping the entry');
       await finish(this.store, e);
       return;
     }
-    const result = await this.attempt(e, raw);
+    const { result, raw } = outcome;
     const domain = this.topo.cluster.mailDomain;
     if (result.kind === 'sent') {
       this.stats.sent++;
