@@ -165,7 +165,7 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
     if (req.t === 'node_info') {
       const lastCompleteSecond = Math.floor(Date.now() / 1000) - 1;
       collect(lastCompleteSecond).then(
-        ({ tablets, stats, metrics }) => respond({ t: 'node_info', node: name, pid: process.pid, stopped, tablets, stats, metrics: metrics! }),
+        ({ tablets, stats, metrics }) => respond({ t: 'node_info', node: name, pid: process.pid, stopped, tablets, stats, metrics: metrics ?? summarize([], lastCompleteSecond) }),
         (e: Error) => respond(errorReply('internal', e.message)),
       );
       return;

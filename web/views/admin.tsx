@@ -112,7 +112,7 @@ export function LoadCards(props: { status: AdminStatus }) {
               <span class="mono">{n.name}</span> <StateBadge state={n.state} />
             </div>
             {m === null ? (
-              <p class="muted">No figures: the node did not answer.</p>
+              <p class="muted">{n.state === 'dead' || n.state === 'unknown' ? 'No figures while the node is down.' : 'No figures: the node did not answer.'}</p>
             ) : (
               <>
                 <div class="load-figures">
