@@ -10,14 +10,20 @@ export const LIVE_SCRIPT = `
   const POLL_MS = ${POLL_MS};
   const stale = document.getElementById('live-stale');
   let busy = false;
+  // No swapping under a pressed button (the click would be lost) or once a form is on its way.
+  let holding = false;
+  let leaving = false;
+  document.addEventListener('pointerdown', () => { holding = true; });
+  document.addEventListener('pointerup', () => { setTimeout(() => { holding = false; }, 0); });
   async function poll() {
-    if (busy || document.hidden) return;
+    if (busy || holding || leaving || document.hidden) return;
     busy = true;
     try {
       const res = await fetch('/admin/api/status?html=1', { headers: { accept: 'application/json' }, cache: 'no-store' });
       if (res.status === 401 || res.status === 403) { location.reload(); return; }
       if (!res.ok) throw new Error('HTTP ' + res.status);
       const data = await res.json();
+      if (holding || leaving) return;
       for (const [id, html] of Object.entries(data.html || {})) {
         const el = document.getElementById(id);
         if (el) el.innerHTML = html;
@@ -34,7 +40,8 @@ export const LIVE_SCRIPT = `
   document.addEventListener('visibilitychange', () => { if (!document.hidden) void poll(); });
   document.addEventListener('submit', (ev) => {
     const form = ev.target;
-    if (!(form instanceof HTMLFormElement) || !form.classList.contains('node-stop')) return;
+    if (!(form instanceof HTMLFormElement)) return;
+    if (!form.classList.contains('node-stop')) { leaving = true; return; }
     const stranded = form.dataset.stranded;
     if (stranded) {
       const ok = confirm(form.dataset.node + ' is the last live in-sync replica of tablet(s) ' + stranded +
@@ -42,6 +49,7 @@ export const LIVE_SCRIPT = `
       if (!ok) { ev.preventDefault(); return; }
       form.elements.namedItem('confirm').value = '1';
     }
+    leaving = true;
     const button = form.querySelector('button');
     if (button) { button.disabled = true; button.textContent = 'Stopping…'; }
   });
