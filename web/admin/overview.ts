@@ -8,7 +8,6 @@ import { allNodes, type NodeKind, type Topology } from '../../transport/topology
 import type { ServicesSource } from './services.js';
 import { holdings, strandedIfStopped, tabletViews, type TabletView } from './tablets.js';
 
-
 export interface StorageDetail {
   held: number;
   primaries: number;
