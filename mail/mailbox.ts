@@ -36,12 +36,12 @@ export async function storeMessage(
   user: string,
   folder: Folder,
   raw: Buffer,
-  o: { parsed?: ParsedMail; read?: boolean; now?: number } = {},
+  o: { parsed?: ParsedMail | Promise<ParsedMail>; read?: boolean; now?: number } = {},
 ): Promise<MessageSummary> {
-  const parsed = o.parsed ?? (await parseMessage(raw));
   const arrived = o.now ?? Date.now();
   const id = newMessageId(arrived);
-  const chunks = await writeChunks(store, messageRow(user, id), RAW, raw);
+  // The raw cells need no parsing: write them while the message is parsed.
+  const [parsed, chunks] = await Promise.all([o.parsed ?? parseMessage(raw), writeChunks(store, messageRow(user, id), RAW, raw)]);
   const summary = summarize(parsed, { id, folder, arrived, size: raw.length, chunks, read: o.read ?? false });
   // The id is fresh (time + random): a CPUT on an absent column never overwrites another message.
   if (!(await createCell(store, indexRow(user, folder), id, JSON.stringify(summary)))) throw new Error(`message id ${id} collided`);

@@ -39,9 +39,30 @@ function receivedHeader(node: string, domain: string, s: SMTPServerSession): str
   return `Received: from ${safe(s.hostNameAppearsAs || 'unknown')} ([${safe(s.remoteAddress)}])\r\n\tby ${domain} (penncloud ${node}) with ESMTP id ${safe(s.id)}${auth};\r\n\t${new Date().toUTCString()}\r\n`;
 }
 
+/** Accounts seen to exist, remembered briefly (accounts are never deleted): one store read less per RCPT. */
+class KnownAccounts {
+  private readonly seen = new Map<string, number>();
+  constructor(
+    private readonly ttlMs = 30_000,
+    private readonly max = 10_000,
+  ) {}
+
+  async exists(store: StoreClient, user: string, now = Date.now()): Promise<boolean> {
+    const until = this.seen.get(user);
+    if (until !== undefined && until > now) return true;
+    const ok = await again(() => accountExists(store, user));
+    if (ok) {
+      if (this.seen.size >= this.max) this.seen.clear();
+      this.seen.set(user, now + this.ttlMs);
+    }
+    return ok;
+  }
+}
+
 export function createIngress(d: IngressDeps): SMTPServer {
   const domain = d.topo.cluster.mailDomain;
   const maxBytes = d.topo.mail.maxMessageBytes;
+  const known = new KnownAccounts();
 
   const onAuth = (auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, res?: { user?: string }) => void): void => {
     if (!session.secure && !isLoopback(session.remoteAddress)) return cb(reply(538, '5.7.11 Encryption required for authentication'));
@@ -75,7 +96,7 @@ export function createIngress(d: IngressDeps): SMTPServer {
     }
     const user = localUser(rcpt, domain);
     if (user === null) return cb(reply(550, `5.1.1 <${rcpt}>: No such user here`));
-    again(() => accountExists(d.store, user)).then(
+    known.exists(d.store, user).then(
       (ok) => cb(ok ? null : reply(550, `5.1.1 <${rcpt}>: No such user here`)),
       () => cb(reply(451, '4.3.0 Mailbox lookup failed, try again later')),
     );
@@ -97,17 +118,15 @@ export function createIngress(d: IngressDeps): SMTPServer {
       const mailFrom = session.envelope.mailFrom;
       const rcpts = session.envelope.rcptTo.map((r) => r.address);
       d.meter.begin();
-      parseMessage(raw)
-        .then((parsed) =>
-          submit(d.store, d.topo, {
-            raw,
-            parsed,
-            from: mailFrom ? mailFrom.address : '',
-            sender: session.user ?? null,
-            rcpts,
-            saveSent: false,
-          }),
-        )
+      submit(d.store, d.topo, {
+        raw,
+        parsed: parseMessage(raw),
+        from: mailFrom ? mailFrom.address : '',
+        sender: session.user ?? null,
+        rcpts,
+        saveSent: false,
+        accountsChecked: true,
+      })
         .then(
           (out) => {
             if (out.delivered.length + out.queued.length === 0) return cb(reply(550, '5.1.1 No valid recipients'));

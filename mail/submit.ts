@@ -12,7 +12,7 @@ import { enqueue } from './queue.js';
 
 export interface Submission {
   raw: Buffer;
-  parsed?: ParsedMail;
+  parsed?: ParsedMail | Promise<ParsedMail>;
   /** Envelope sender (MAIL FROM); failure notices about remote recipients go back to it. */
   from: string;
   /** The local account sending (null: mail arriving from outside, which may not be relayed). */
@@ -20,6 +20,8 @@ export interface Submission {
   rcpts: string[];
   /** Keep a copy in the sender's Sent folder. */
   saveSent: boolean;
+  /** The local recipients' accounts were already checked (SMTP does it at RCPT). */
+  accountsChecked?: boolean;
 }
 
 export interface Outcome {
@@ -32,14 +34,15 @@ export interface Outcome {
 /** Resolves once every copy is durably stored (inboxes, queue entries, Sent). */
 export async function submit(store: StoreClient, topo: Topology, s: Submission): Promise<Outcome> {
   const domain = topo.cluster.mailDomain;
-  const parsed = s.parsed ?? (await parseMessage(s.raw));
+  const parsed = Promise.resolve(s.parsed ?? parseMessage(s.raw));
+  parsed.catch(() => {}); // awaited by each copy below; a parse failure fails them
   const out: Outcome = { delivered: [], queued: [], refused: [] };
   const localUsers = new Map<string, string>(); // user -> first address naming it
   const remote: string[] = [];
   for (const rcpt of s.rcpts) {
     if (isLocalDomain(rcpt, domain)) {
       const user = localUser(rcpt, domain);
-      if (user !== null && !localUsers.has(user) && (await again(() => accountExists(store, user)))) localUsers.set(user, rcpt);
+      if (user !== null && !localUsers.has(user) && (s.accountsChecked || (await again(() => accountExists(store, user))))) localUsers.set(user, rcpt);
       else if (user === null || !localUsers.has(user)) out.refused.push(rcpt);
     } else if (s.sender !== null) {
       remote.push(rcpt);
