@@ -74,7 +74,9 @@ describe('balancer in front of two frontends', () => {
       await sleep(100);
     }
     expect(r.status).toBe(503);
-    expect(await r.text()).toContain('No penncloud frontend is running right now');
+    const page = await r.text();
+    expect(page).toContain('No penncloud frontend is running right now');
+    expect(page).toContain('<script>setTimeout(() => location.reload(), 3000)</script>'); // not escaped into dead text
     const b = cluster.topo.balancer!;
     const rpc = new RpcClient(`tcp://${b.host}:${b.controlPort}`, { timeoutMs: 2000, maxInflight: 4, maxMessageBytes: 1 << 20 });
     const rep = await rpc.request({ t: 'services' });

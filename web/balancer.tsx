@@ -4,6 +4,7 @@
 // for the admin console.
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
+import { raw } from 'hono/html';
 import type { Server } from 'node:http';
 import { createLogger } from '../actors/log.js';
 import { monoNow } from '../actors/clock.js';
@@ -27,7 +28,8 @@ function NoFrontendPage() {
             <div class="code">503</div>
             <p>No penncloud frontend is running right now, so there is nowhere to send you.</p>
             <p class="muted">This usually lasts a few seconds while a frontend restarts. This page will retry by itself.</p>
-            <script>{'setTimeout(() => location.reload(), 3000)'}</script>
+            {/* A fixed script of ours (hono/jsx would escape a string child of <script>). */}
+            <script>{raw('setTimeout(() => location.reload(), 3000)')}</script>
           </div>
         </main>
       </body>
