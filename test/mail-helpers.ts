@@ -9,9 +9,10 @@ import { WebClient } from './support/web-client.js';
 export const MAIL_BASE_PORT = 26000;
 export const MAIL_DOMAIN = 'penncloud.local';
 
-/** A small replicated cluster (3 storage nodes, 8 tablets, R=3) with one frontend and `smtp` SMTP nodes. */
-export function useMailCluster(smtp: number, mailToml: string, frontends = 1) {
-  return useCluster({ basePort: MAIL_BASE_PORT, storageNodes: 3, tablets: 8, replication: 3, frontends, smtp, extraToml: `[mail]\n${mailToml}` });
+/** A small replicated cluster (3 storage nodes, 8 tablets, R=3) with one frontend, `smtp` SMTP nodes, maybe a balancer. */
+export function useMailCluster(smtp: number, mailToml: string, o: { balancer?: boolean } = {}) {
+  const web = o.balancer ? '[web]\nheartbeat_ms = 200\n' : '';
+  return useCluster({ basePort: MAIL_BASE_PORT, storageNodes: 3, tablets: 8, replication: 3, frontends: 1, smtp, balancer: o.balancer ?? false, extraToml: `${web}[mail]\n${mailToml}` });
 }
 
 export interface SwaksResult {

@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { RpcClient } from '../transport/rpc.js';
 import type { WebClient } from './support/web-client.js';
 import { frameOf, MAIL_BASE_PORT, MAIL_DOMAIN, messageIds, newUser, replies, swaks, useMailCluster, waitSmtp } from './mail-helpers.js';
 
@@ -15,7 +16,7 @@ const DOMAIN = MAIL_DOMAIN;
 
 describe('SMTP ingress', () => {
   // max 1 MiB; DNS pointed at a port where nothing answers (relayed mail just waits in the queue)
-  const c = useMailCluster(1, 'max_message_mb = 1\ndns_servers = ["127.0.0.1:26999"]\nremote_port = 26998\nretry_first_s = 3600');
+  const c = useMailCluster(1, 'max_message_mb = 1\ndns_servers = ["127.0.0.1:26999"]\nremote_port = 26998\nretry_first_s = 3600', { balancer: true });
   const cluster = c.cluster;
   let alice: WebClient;
   const tmp = mkdtempSync(join(tmpdir(), 'penncloud-smtp-'));
@@ -123,5 +124,23 @@ describe('SMTP ingress', () => {
     for (let i = 0; i < 20; i++) expect(inbox.text).toContain(`Concurrent ${i}<`);
     expect(messageIds(inbox.text)).toHaveLength(20);
     expect(inbox.text).toContain('1–20 of 20');
+  });
+
+  it('heartbeats to the balancer as an SMTP node, with the messages it stored', async () => {
+    const b = c.cluster.topo.balancer!;
+    const rpc = new RpcClient(`tcp://${b.host}:${b.controlPort}`, { timeoutMs: 2000, maxInflight: 4, maxMessageBytes: 1 << 20 });
+    try {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const rep = await rpc.request({ t: 'services' });
+        const smtp = rep.t === 'services' ? rep.nodes.find((n) => n.name === 'smtp1') : undefined;
+        // 24 messages were stored above (plain, HTML, attachment, the relayed one, 20 concurrent)
+        if (smtp && smtp.alive && smtp.kind === 'smtp' && smtp.url === `smtp://127.0.0.1:${SMTP}` && smtp.load.served >= 24) break;
+        if (Date.now() > deadline) throw new Error(`smtp1 not reported as expected: ${JSON.stringify(smtp)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await rpc.close();
+    }
   });
 });
