@@ -29,7 +29,7 @@ export class FormError extends Error {
   }
 }
 
-const mib = (n: number): string => `${Math.floor(n / 1048576)} MiB`;
+const mib = (n: number): string => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : `${Math.floor(n / 1024)} KiB`);
 const CONTENT_TYPE = /^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/i;
 
 export function readComposeForm(req: IncomingMessage, limits: FormLimits): Promise<ComposeForm> {

@@ -11,7 +11,8 @@ import { fieldValue, hiddenFields, MAIL_DOMAIN, messageIds, newUser, sendViaWeb,
 const DOMAIN = MAIL_DOMAIN;
 
 describe('webmail', () => {
-  const c = useMailCluster(0, 'retry_first_s = 3600');
+  // 1 MiB messages: attachments up to 70 % of that (716 KiB) in the web form
+  const c = useMailCluster(0, 'retry_first_s = 3600\nmax_message_mb = 1');
   let amy: WebClient;
   let ben: WebClient;
 
@@ -101,6 +102,17 @@ describe('webmail', () => {
     form.set('to', 'ben');
     const forged = await amy.raw('POST', '/mail/send', { body: form });
     expect(forged.status).toBe(403);
+  });
+
+  it('refuses attachments over the limit with a clear error, sending nothing', async () => {
+    const before = (await c.client.cols('mbox:ben:inbox')).length;
+    const res = await sendViaWeb(amy, { to: 'ben', subject: 'Huge', body: 'b', files: [{ name: 'big.bin', type: 'application/octet-stream', data: randomBytes(800 * 1024) }] });
+    expect(res.status).toBe(413);
+    expect(res.text).toContain('Attachments may total at most 716 KiB.');
+    expect((await c.client.cols('mbox:ben:inbox')).length).toBe(before);
+    const many = await sendViaWeb(amy, { to: 'ben', subject: 'Many', body: 'b', files: Array.from({ length: 21 }, (_, i) => ({ name: `f${i}.txt`, type: 'text/plain', data: Buffer.from('x') })) });
+    expect(many.status).toBe(413);
+    expect(many.text).toContain('At most 20 attachments per message.');
   });
 
   it('needs a login', async () => {
