@@ -97,7 +97,14 @@ describe('admin console in a real browser', () => {
     }
     for (const r of rows) await store.put(r, 'content', `the contents of ${r}`);
 
-    // Stop the node that leads the most tablets.
+    // Stop the node that leads the most tablets, once every replica is in sync again (under load a
+    // slow replica can briefly drop out of sync; stopping then would rightly ask for confirmation).
+    for (const deadline = Date.now() + 30_000; ; ) {
+      const st = await store.status();
+      if (st.map.assignments.every((a) => a.primary !== null && a.inSync.length === a.replicas.length)) break;
+      if (Date.now() > deadline) throw new Error('replicas did not get back in sync within 30 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
     await admin.bringToFront();
     const before = await primaries(admin);
     const counts = new Map<string, number>();
@@ -105,6 +112,8 @@ describe('admin console in a real browser', () => {
     const victim = [...counts].sort((a, b) => b[1] - a[1])[0]![0];
     const led = Object.keys(before).filter((t) => before[t] === victim);
     expect(led.length).toBeGreaterThan(0);
+    // The page's own (polled) view must agree that nothing would be stranded.
+    await admin.waitForSelector(`#live-nodes tr[data-node="${victim}"] form[data-stranded=""]`, { timeout: 20_000 });
     await admin.click(`#live-nodes tr[data-node="${victim}"] button:has-text("Stop")`);
     await admin.waitForURL(/\/admin\?done=stop/);
     await admin.waitForSelector(`text=${victim} stopped`);
