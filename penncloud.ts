@@ -10,6 +10,7 @@ import { localNodes, readClusterFile, up } from './actors/launcher.js';
 import { StoreClient, StoreError } from './actors/session.js';
 import { runStorageNode } from './actors/storage/node.js';
 import { allNodes, ConfigError, dataRoot, endpoint, loadTopology, storageNode, type Topology } from './transport/topology.js';
+import { balancerServices } from './web/admin/services.js';
 import { runBalancer } from './web/balancer.js';
 import { runFrontend } from './web/frontend.js';
 import { runSmtpNode } from './mail/smtp-node.js';
@@ -130,12 +131,20 @@ withTopology(program.command('status'))
       const launched = readClusterFile(dataRoot(topo, o.data));
       const nodes = st.nodes.map((n) => ({ ...n, pid: launched?.pids[n.name] ?? null, reportedPid: n.pid }));
       const tablets = st.map.assignments.map((a) => ({ id: a.id, primary: a.primary, replicas: a.replicas, inSync: a.inSync, epoch: a.epoch, lsn: a.lsn }));
+      // Frontends and SMTP nodes as the balancer sees them (their heartbeats go there, not to the master).
+      const source = balancerServices(topo);
+      const svc = await source.fetch();
+      await source.close();
+      const services = (svc.rep?.nodes ?? []).map((n) => ({ name: n.name, kind: n.kind, state: n.alive ? 'alive' : 'dead', pid: n.pid, address: n.url, load: n.load, lastHeartbeatMs: n.lastHeartbeatMs }));
       if (o.json) {
-        await writeOut(JSON.stringify({ mapVersion: st.map.version, nodes, tablets }, null, 2) + '\n');
+        await writeOut(JSON.stringify({ mapVersion: st.map.version, nodes, services, servicesProblem: svc.problem, tablets }, null, 2) + '\n');
         return;
       }
       const lines = ['NODE       KIND      STATE       PID      ADDRESS'];
       for (const n of nodes) lines.push(`${n.name.padEnd(10)} ${n.kind.padEnd(9)} ${n.state.padEnd(11)} ${String(n.pid ?? '-').padEnd(8)} ${n.address}`);
+      for (const n of services) lines.push(`${n.name.padEnd(10)} ${n.kind.padEnd(9)} ${n.state.padEnd(11)} ${String(n.pid).padEnd(8)} ${n.address}  (${n.load.inflight} in flight, ${n.load.served} served)`);
+      if (svc.rep && topo.balancer) lines.push(`${topo.balancer.name.padEnd(10)} ${'balancer'.padEnd(9)} ${'alive'.padEnd(11)} ${String(svc.rep.balancer.pid).padEnd(8)} ${svc.rep.balancer.url}`);
+      if (svc.problem && topo.balancer) lines.push(`(${svc.problem})`);
       lines.push('', 'TABLET  EPOCH  PRIMARY    REPLICAS (log position; * = not in sync)');
       for (const t of tablets) {
         const reps = t.replicas.map((r) => `${r}(${t.lsn[r] ?? '?'})${t.inSync.includes(r) ? '' : '*'}`).join(' ');
