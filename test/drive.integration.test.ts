@@ -211,6 +211,27 @@ describe('drive over HTTP on two frontends, replication 3', () => {
     expect(page.text).toContain('uno.bin');
   });
 
+  it('of two folders moved into each other at once from two frontends, at most one moves: never a cycle', async () => {
+    for (let round = 0; round < 4; round++) {
+      expect((await alice.mkdir(root, `X${round}`)).status).toBe(303);
+      expect((await alice.mkdir(root, `Y${round}`)).status).toBe(303);
+      const x = (await alice.find(root, `X${round}`)).id;
+      const y = (await alice.find(root, `Y${round}`)).id;
+      const [r1, r2] = await Promise.all([alice.move(x, y), alice2.move(y, x)]);
+      const moved = [r1, r2].filter((r) => r.status === 303).length;
+      expect(moved, `round ${round}: ${r1.status} ${r2.status}`).toBeLessThanOrEqual(1);
+      for (const r of [r1, r2]) expect([303, 400, 409]).toContain(r.status);
+      // Both folders are still reachable from the root, and each lies below the root (no cycle).
+      const top = (await alice.list(root)).entries.map((e) => e.name);
+      const below = (id: string) => alice.list(id).then((l) => l.path.map((p) => p.name));
+      const px = await below(x);
+      const py = await below(y);
+      expect(px[0]).toBe('');
+      expect(py[0]).toBe('');
+      expect(top.includes(`X${round}`) || top.includes(`Y${round}`)).toBe(true);
+    }
+  });
+
   it('keeps drives apart: another user gets 404 for my folders and files', async () => {
     const bob = await user(cluster.url('web2'), 'bob');
     const mine = await alice.find(root, 'notes.txt');

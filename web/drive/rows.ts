@@ -2,6 +2,7 @@
 //
 //   drive:<user>          root      id of the user's root folder (created once, with CPUT)
 //                         usage     bytes in use, reservations of running uploads included (CPUT loops)
+//                         move_lock JSON {owner, until}: folder moves of one user take turns (tree.ts)
 //   dnode:<id>            meta      JSON NodeMeta: the truth about a file or folder (name, parent, size…)
 //   dir:<folderId>        <name>    JSON Entry {id, at}: one cell per child, claimed with CPUT(null)
 //   chunk:<fileId>:<i>    d         bytes i*chunkSize … of the file (a row per chunk spreads a file over tablets)

@@ -182,6 +182,43 @@ export async function isWithin(store: StoreClient, inner: string, outer: string)
  */
 export async function relink(store: StoreClient, user: string, id: string, dest: string, rawName: string): Promise<void> {
   const node = await ownedNode(store, user, id);
+  // Two folder moves at once (X into Y while Y goes into X) could each pass the cycle check before
+  // either lands: folder moves of one user take turns. Files and renames cannot make a cycle.
+  if (node.value.kind === 'dir' && node.value.parent !== dest) {
+    const release = await lockFolderMoves(store, user);
+    try {
+      return await relinkChecked(store, user, id, dest, rawName, await ownedNode(store, user, id));
+    } finally {
+      await release();
+    }
+  }
+  return relinkChecked(store, user, id, dest, rawName, node);
+}
+
+/** The per-user folder-move lock: `drive:<user>` / `move_lock` = JSON {owner, until} (free when until has passed). */
+const MOVE_LOCK = 'move_lock';
+const MOVE_LOCK_MS = 15_000;
+const MOVE_LOCK_WAIT_MS = 5_000;
+
+async function lockFolderMoves(store: StoreClient, user: string): Promise<() => Promise<void>> {
+  const owner = randomUUID();
+  const deadline = Date.now() + MOVE_LOCK_WAIT_MS;
+  for (let attempt = 0; ; attempt++) {
+    const cur = await getJson<{ owner: string | null; until: number }>(store, driveRow(user), MOVE_LOCK);
+    if (cur === null || cur.value.until < Date.now()) {
+      const mine = JSON.stringify({ owner, until: Date.now() + MOVE_LOCK_MS });
+      if (await cputSure(store, driveRow(user), MOVE_LOCK, cur?.raw ?? null, mine)) {
+        return async () => {
+          await cputSure(store, driveRow(user), MOVE_LOCK, mine, JSON.stringify({ owner: null, until: 0 })).catch(() => false);
+        };
+      }
+    }
+    if (Date.now() > deadline) throw new DriveError(409, 'Another folder of yours is being moved right now; try again in a moment.');
+    await new Promise((r) => setTimeout(r, Math.min(200, 10 * 2 ** attempt)));
+  }
+}
+
+async function relinkChecked(store: StoreClient, user: string, id: string, dest: string, rawName: string, node: { raw: Uint8Array; value: NodeMeta }): Promise<void> {
   const from = node.value.parent;
   if (from === null) throw new DriveError(400, 'The top folder of your drive cannot be renamed or moved.');
   const name = validName(rawName);
