@@ -222,6 +222,17 @@ describe('web: accounts and sessions over two frontends', () => {
     expect((await fetch(cluster.url('web2') + '/healthz')).status).toBe(200);
   });
 
+  it('answers an internal failure with a 500 page that leaks nothing, and keeps serving', async () => {
+    // A corrupt account cell makes the login handler throw while parsing it.
+    await env.client.put('user:broken', 'account', '{this is not json');
+    const u = web1();
+    const res = await u.logIn('broken', PW);
+    expect(res.status).toBe(500);
+    expect(res.text).toMatch(/Something went wrong on our side \(reference [0-9a-f]{8}\)/);
+    for (const leak of ['SyntaxError', 'JSON', '    at ', 'node_modules', '/web/', 'not json']) expect(res.text).not.toContain(leak);
+    expect((await web1().logIn('alice', PW)).text).toContain('Hello, alice');
+  });
+
   it('keeps users logged in across a frontend restart', async () => {
     const u = web1();
     await u.logIn('bob', PW);
