@@ -7,7 +7,7 @@
 import { simpleParser, type ParsedMail } from 'mailparser';
 import type { StoreClient } from '../actors/session.js';
 import { deleteChunks, readChunks, writeChunks } from './chunks.js';
-import { createCell } from './durable.js';
+import { cputSure } from '../actors/store-writes.js';
 import { isMessageId, newMessageId } from './ids.js';
 import { summarize, type Folder, type MessageSummary } from './summary.js';
 
@@ -44,7 +44,7 @@ export async function storeMessage(
   const [parsed, chunks] = await Promise.all([o.parsed ?? parseMessage(raw), writeChunks(store, messageRow(user, id), RAW, raw)]);
   const summary = summarize(parsed, { id, folder, arrived, size: raw.length, chunks, read: o.read ?? false });
   // The id is fresh (time + random): a CPUT on an absent column never overwrites another message.
-  if (!(await createCell(store, indexRow(user, folder), id, JSON.stringify(summary)))) throw new Error(`message id ${id} collided`);
+  if (!(await cputSure(store, indexRow(user, folder), id, null, JSON.stringify(summary)))) throw new Error(`message id ${id} collided`);
   return summary;
 }
 

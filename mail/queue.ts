@@ -5,7 +5,7 @@
 // lease sends, retries (CPUT with the next attempt time) or finishes (deletes) the entry.
 import type { StoreClient } from '../actors/session.js';
 import { deleteChunks, readChunks, writeChunks } from './chunks.js';
-import { createCell } from './durable.js';
+import { cputSure, deleteSure } from '../actors/store-writes.js';
 import { isMessageId, newMessageId } from './ids.js';
 
 export const QUEUE_ROW = 'mailq';
@@ -46,7 +46,7 @@ export async function enqueue(store: StoreClient, o: { sender: string; from: str
       const id = newMessageId(now);
       const chunks = await writeChunks(store, dataRow(id), RAW, o.raw);
       const entry: QueueEntry = { id, sender: o.sender, from: o.from, rcpt, created: now, attempts: 0, nextAt: now, lastError: null, size: o.raw.length, chunks, lease: null };
-      if (!(await createCell(store, QUEUE_ROW, id, JSON.stringify(entry)))) throw new Error(`queue id ${id} collided`);
+      if (!(await cputSure(store, QUEUE_ROW, id, null, JSON.stringify(entry)))) throw new Error(`queue id ${id} collided`);
       return entry;
     }),
   );
@@ -71,7 +71,7 @@ export function claimable(e: QueueEntry, now: number): boolean {
 export async function claim(store: StoreClient, cell: QueueCell, owner: string, leaseMs: number, now = Date.now()): Promise<QueueCell | null> {
   const entry: QueueEntry = { ...cell.entry, lease: { owner, until: now + leaseMs } };
   const raw = Buffer.from(JSON.stringify(entry));
-  return (await store.cput(QUEUE_ROW, entry.id, cell.raw, raw)) ? { raw, entry } : null;
+  return (await cputSure(store, QUEUE_ROW, entry.id, cell.raw, raw)) ? { raw, entry } : null;
 }
 
 export async function readMessage(store: StoreClient, e: QueueEntry): Promise<Buffer | null> {
@@ -81,11 +81,11 @@ export async function readMessage(store: StoreClient, e: QueueEntry): Promise<Bu
 /** After a temporary failure: the next attempt time, the lease given back. */
 export async function reschedule(store: StoreClient, cell: QueueCell, nextAt: number, error: string): Promise<boolean> {
   const entry: QueueEntry = { ...cell.entry, attempts: cell.entry.attempts + 1, nextAt, lastError: error.slice(0, 500), lease: null };
-  return store.cput(QUEUE_ROW, entry.id, cell.raw, JSON.stringify(entry));
+  return cputSure(store, QUEUE_ROW, entry.id, cell.raw, JSON.stringify(entry));
 }
 
-/** Removes a sent (or bounced) entry: the column first, then its cells. */
+/** Removes a sent (or bounced) entry: the column first (a lost reply is retried, or the entry would be sent again), then its cells. */
 export async function finish(store: StoreClient, e: QueueEntry): Promise<void> {
-  await store.delete(QUEUE_ROW, e.id);
+  await deleteSure(store, QUEUE_ROW, e.id);
   await deleteChunks(store, dataRow(e.id), RAW, e.chunks);
 }

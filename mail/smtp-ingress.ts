@@ -10,7 +10,7 @@ import type { Topology } from '../transport/topology.js';
 import { accountExists, logIn } from '../web/accounts.js';
 import type { LoadMeter } from '../web/service-heartbeat.js';
 import { isAddress, isLocalDomain, localUser, MAX_RECIPIENTS } from './addresses.js';
-import { again } from './durable.js';
+import { again } from '../actors/store-writes.js';
 import { parseMessage } from './mailbox.js';
 import { submit } from './submit.js';
 

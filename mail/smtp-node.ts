@@ -3,7 +3,7 @@
 import { StoreClient } from '../actors/session.js';
 import { createLogger } from '../actors/log.js';
 import type { Topology } from '../transport/topology.js';
-import { LoadMeter, startServiceHeartbeat } from '../web/service-heartbeat.js';
+import { LoadMeter, serviceUrl, startServiceHeartbeat } from '../web/service-heartbeat.js';
 import { OutboundSender } from './sender.js';
 import { createIngress } from './smtp-ingress.js';
 
@@ -21,8 +21,8 @@ export async function runSmtpNode(topo: Topology, name: string): Promise<{ stop(
   });
   const sender = new OutboundSender(store, topo, name, log);
   sender.start();
-  const url = `smtp://${cfg.host}:${cfg.port}`;
-  const stopHeartbeat = startServiceHeartbeat({ topo, node: name, kind: 'smtp', url, meter });
+  const url = serviceUrl('smtp', cfg);
+  const stopHeartbeat = startServiceHeartbeat({ topo, node: name, kind: 'smtp', meter });
   log.info({ url, owner: sender.owner }, 'smtp node up');
   return {
     async stop() {

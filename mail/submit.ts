@@ -6,7 +6,7 @@ import type { StoreClient } from '../actors/session.js';
 import type { Topology } from '../transport/topology.js';
 import { accountExists } from '../web/accounts.js';
 import { isLocalDomain, localUser } from './addresses.js';
-import { again } from './durable.js';
+import { again } from '../actors/store-writes.js';
 import { parseMessage, storeMessage } from './mailbox.js';
 import { enqueue } from './queue.js';
 

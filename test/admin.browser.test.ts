@@ -3,10 +3,10 @@
 // reload, while a user's file (drive) and mail (webmail) stay readable; restarts it and watches it come back
 // in sync; pages through raw data; and is asked to confirm before stopping the last in-sync replica.
 // Screenshots go to test/artifacts/admin/.
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { tabletOf } from '../transport/partition.js';
-import { launchBrowser, snap } from './support/browser.js';
+import { signUpInBrowser, snap, useBrowser } from './support/browser.js';
 import { useCluster } from './support/cluster.js';
 
 const TABLETS = 8;
@@ -22,26 +22,13 @@ describe('admin console in a real browser', () => {
     balancer: true,
     extraToml: '[web]\nheartbeat_ms = 300\nadmins = ["boss"]\n',
   });
-  let browser: Browser;
-  beforeAll(async () => {
-    browser = await launchBrowser();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const b = useBrowser();
 
-  async function signUp(page: Page, name: string): Promise<void> {
-    await page.goto(env.cluster.url() + '/signup');
-    await page.fill('#name', name);
-    await page.fill('#password', 'correct horse');
-    await page.fill('#password2', 'correct horse');
-    await page.click('button[type=submit]');
-    await page.waitForSelector(`text=Hello, ${name}`);
-  }
+  const signUp = (page: Page, name: string): Promise<void> => signUpInBrowser(page, env.cluster.url(), name, 'correct horse');
 
   /** A fresh browser context, logged in as the admin (signed up by the first test). */
   async function logInAsAdmin(): Promise<Page> {
-    const page = await (await browser.newContext()).newPage();
+    const page = await (await b.browser.newContext()).newPage();
     await page.goto(env.cluster.url() + '/');
     await page.fill('#name', 'boss');
     await page.fill('#password', 'correct horse');
@@ -57,7 +44,7 @@ describe('admin console in a real browser', () => {
     page.$$eval('#live-tablets tr[data-tablet]', (rows) => Object.fromEntries(rows.map((r) => [r.getAttribute('data-tablet')!, r.getAttribute('data-primary')!])));
 
   it('stops a primary node, shows the failover live, keeps user data readable, and brings it back in sync', async () => {
-    const admin = await (await browser.newContext()).newPage();
+    const admin = await (await b.browser.newContext()).newPage();
     const errors: string[] = [];
     admin.on('pageerror', (e) => errors.push(e.message));
     const dialogs: string[] = [];
@@ -71,7 +58,7 @@ describe('admin console in a real browser', () => {
     await snap(admin, SUITE, '01-console');
 
     // A user with data in every tablet, logged in in another browser.
-    const user = await (await browser.newContext()).newPage();
+    const user = await (await b.browser.newContext()).newPage();
     await signUp(user, 'dora');
     const url = env.cluster.url();
     // A file in her drive and a mail in her inbox, through their pages.

@@ -8,28 +8,13 @@ import type { AdminStatus } from '../web/admin/overview.js';
 import type { ShownCell } from '../web/admin/raw-data.js';
 import { useCluster } from './support/cluster.js';
 import { WebClient } from './support/web-client.js';
+import { until } from './support/wait.js';
 
 const PW = 'correct horse';
 const TABLETS = 8;
 const TABLET = 5; // the tablet whose raw data is paged through
 
 type StatusJson = AdminStatus & { html?: Record<string, string> };
-
-/** Polls `fn` until it returns a value (not undefined), for at most `ms`. */
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 describe('admin console over HTTP', () => {
   const env = useCluster({

@@ -1,20 +1,25 @@
 // The balancer's choice, driven with made-up heartbeats and a made-up clock.
 import { describe, expect, it } from 'vitest';
 import type { ServiceHeartbeatReq } from '../transport/messages.js';
-import { ServiceRegistry } from '../web/balancer-core.js';
+import { ServiceRegistry, type KnownService } from '../web/balancer-core.js';
+
+const KNOWN = new Map<string, KnownService>([
+  ['a', { kind: 'frontend', url: 'http://a/' }],
+  ['b', { kind: 'frontend', url: 'http://b/' }],
+  ['smtp', { kind: 'smtp', url: 'smtp://smtp' }],
+]);
 
 const beat = (node: string, inflight: number, loopDelayMs = 0, kind: 'frontend' | 'smtp' = 'frontend'): ServiceHeartbeatReq => ({
   t: 'svc_heartbeat',
   node,
   kind,
-  url: `http://${node}/`,
   pid: 1,
   load: { inflight, loopDelayMs, served: 0, rssBytes: 0 },
 });
 
 describe('ServiceRegistry', () => {
   it('chooses the live frontend with the least load', () => {
-    const r = new ServiceRegistry(3000);
+    const r = new ServiceRegistry(3000, KNOWN);
     r.heartbeat(beat('a', 10), 0);
     r.heartbeat(beat('b', 2), 0);
     r.heartbeat(beat('smtp', 0, 0, 'smtp'), 0);
@@ -22,7 +27,7 @@ describe('ServiceRegistry', () => {
   });
 
   it('counts clients sent since the last heartbeat as load, so a burst spreads out', () => {
-    const r = new ServiceRegistry(3000);
+    const r = new ServiceRegistry(3000, KNOWN);
     r.heartbeat(beat('a', 3), 0);
     r.heartbeat(beat('b', 0), 0);
     const picks = Array.from({ length: 9 }, () => r.choose(10)!.name);
@@ -32,14 +37,14 @@ describe('ServiceRegistry', () => {
   });
 
   it('weighs event-loop delay', () => {
-    const r = new ServiceRegistry(3000);
+    const r = new ServiceRegistry(3000, KNOWN);
     r.heartbeat(beat('a', 1, 100), 0);
     r.heartbeat(beat('b', 4, 0), 0);
     expect(r.choose(1)?.name).toBe('b');
   });
 
   it('drops a frontend silent for longer than the limit, and takes it back when it beats again', () => {
-    const r = new ServiceRegistry(3000);
+    const r = new ServiceRegistry(3000, KNOWN);
     r.heartbeat(beat('a', 0), 0);
     r.heartbeat(beat('b', 50), 2500);
     expect(r.choose(2600)?.name).toBe('a');
@@ -51,5 +56,15 @@ describe('ServiceRegistry', () => {
     expect(r.choose(6000)).toBeNull();
     r.heartbeat(beat('a', 0), 6001);
     expect(r.choose(6002)?.name).toBe('a');
+  });
+
+  it('takes only the services its topology names, and sends clients to the URL the topology gives', () => {
+    const r = new ServiceRegistry(3000, KNOWN);
+    expect(r.heartbeat(beat('intruder', 0), 0)).toBe(false);
+    expect(r.heartbeat(beat('smtp', 0), 0)).toBe(false); // an SMTP node posing as a frontend
+    expect(r.choose(1)).toBeNull();
+    expect(r.list(1)).toEqual([]);
+    expect(r.heartbeat(beat('a', 0), 0)).toBe(true);
+    expect(r.choose(1)?.url).toBe('http://a/');
   });
 });

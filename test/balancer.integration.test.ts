@@ -2,11 +2,11 @@
 // frontend within a few heartbeats, takes it back when it returns, and answers 503 when none is left.
 import { describe, expect, it } from 'vitest';
 import type { ServicesRep } from '../transport/messages.js';
-import { RpcClient } from '../transport/rpc.js';
+import { balancerServices } from '../web/admin/services.js';
 import { useCluster } from './support/cluster.js';
+import { sleep } from './support/wait.js';
 import { WebClient } from './support/web-client.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('balancer in front of two frontends', () => {
   const env = useCluster({ basePort: 24200, storageNodes: 3, replication: 3, tablets: 8, frontends: 2, balancer: true, extraToml: '[web]\nheartbeat_ms = 300\n' });
@@ -22,15 +22,15 @@ describe('balancer in front of two frontends', () => {
     return out;
   }
 
+  /** The balancer's own view, through the same client the admin console and `penncloud status` use. */
   async function services(): Promise<ServicesRep> {
-    const b = cluster.topo.balancer!;
-    const rpc = new RpcClient(`tcp://${b.host}:${b.controlPort}`, { timeoutMs: 2000, maxInflight: 4, maxMessageBytes: 1 << 20 });
+    const source = balancerServices(cluster.topo);
     try {
-      const rep = await rpc.request({ t: 'services' });
-      if (rep.t !== 'services') throw new Error(`unexpected reply ${rep.t}`);
+      const { rep, problem } = await source.fetch();
+      if (!rep) throw new Error(problem ?? 'no answer from the balancer');
       return rep;
     } finally {
-      await rpc.close();
+      await source.close();
     }
   }
 

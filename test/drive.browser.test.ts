@@ -3,37 +3,26 @@
 // delete after the confirmation. Screenshots of every step go to test/artifacts/drive/.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { sha256 } from './drive-helpers.js';
-import { launchBrowser, snap } from './support/browser.js';
+import { signUpInBrowser, snap, useBrowser } from './support/browser.js';
 import { useCluster } from './support/cluster.js';
 
 const row = (page: Page, name: string) => page.locator('tr', { has: page.locator(`td.name a:text-is("${name}")`) });
 
 describe('drive in a real browser', () => {
   const env = useCluster({ basePort: 25200, storageNodes: 3, replication: 3, tablets: 8, frontends: 1 });
-  let browser: Browser;
-  beforeAll(async () => {
-    browser = await launchBrowser();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const b = useBrowser();
 
   it('makes folders, uploads with the picker, renames, moves, downloads and deletes', async () => {
-    const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1200, height: 800 } });
+    const context = await b.browser.newContext({ acceptDownloads: true, viewport: { width: 1200, height: 800 } });
     const page = await context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('dialog', (d) => void d.accept()); // the delete confirmation
 
-    await page.goto(env.cluster.url('web1') + '/signup');
-    await page.fill('#name', 'carol');
-    await page.fill('#password', 'drive in a browser');
-    await page.fill('#password2', 'drive in a browser');
-    await page.click('button[type=submit]');
-    await page.waitForSelector('text=Hello, carol');
+    await signUpInBrowser(page, env.cluster.url('web1'), 'carol', 'drive in a browser');
     await page.click('header nav a:text("Drive")');
     await page.waitForSelector('text=This folder is empty');
     await snap(page, 'drive', '01-empty');

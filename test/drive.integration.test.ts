@@ -10,6 +10,7 @@ import { chunkRow, CHUNK_COL, dirRow, nodeRow, META, pendingRow } from '../web/d
 import { bufferFile, DriveHttp, fileSource, sha256, writeRandomFile } from './drive-helpers.js';
 import { useCluster } from './support/cluster.js';
 import { WebClient } from './support/web-client.js';
+import { until } from './support/wait.js';
 
 const MB = 1_000_000;
 const QUOTA_MB = 600;
@@ -34,16 +35,6 @@ const unescapeHtml = (s: string): string => s.replace(/&#39;/g, "'").replace(/&q
 function vmRssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | false | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe('drive over HTTP on two frontends, replication 3', () => {

@@ -2,9 +2,9 @@
 // attachment, the other sees it in the inbox, opens it, replies; the first forwards it back; the second
 // deletes it. A hostile HTML mail (script, onerror, javascript: link, svg onload) delivered over SMTP is
 // shown with nothing executed. Screenshots go to test/artifacts/mail/.
-import type { Browser, Dialog, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, snap } from './support/browser.js';
+import type { Dialog, Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { signUpInBrowser, snap, useBrowser } from './support/browser.js';
 import { MAIL_BASE_PORT, MAIL_DOMAIN, swaks, useMailCluster, waitSmtp } from './mail-helpers.js';
 
 const SUITE = 'mail';
@@ -12,31 +12,22 @@ const SMTP = MAIL_BASE_PORT + 701;
 
 describe('webmail in a real browser', () => {
   const env = useMailCluster(1, 'retry_first_s = 3600');
-  let browser: Browser;
+  const b = useBrowser();
   const dialogs: string[] = [];
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    browser = await launchBrowser();
     await waitSmtp(SMTP);
-  });
-  afterAll(async () => {
-    await browser?.close();
   });
 
   async function userPage(name: string): Promise<Page> {
-    const page = await (await browser.newContext()).newPage();
+    const page = await (await b.browser.newContext()).newPage();
     page.on('dialog', (d: Dialog) => {
       dialogs.push(d.message());
       void d.dismiss();
     });
     page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(env.cluster.url('web1') + '/signup');
-    await page.fill('#name', name);
-    await page.fill('#password', 'correct horse');
-    await page.fill('#password2', 'correct horse');
-    await page.click('button[type=submit]');
-    await page.waitForSelector(`text=Hello, ${name}`);
+    await signUpInBrowser(page, env.cluster.url('web1'), name, 'correct horse');
     return page;
   }
 

@@ -1,25 +1,16 @@
 // Replication against real processes: master + 4 storage nodes, replication 3.
 // Failover after kill -9 of a primary, a paused (deposed) primary that must not serve, admin stop /
 // restart with the states it shows, catch-up by log tail and by snapshot, identical replicas.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { StoreClient } from '../actors/session.js';
 import { StoreError } from '../actors/session.js';
 import type { Cell, TabletMap } from '../transport/messages.js';
 import { mapNode, tabletOf, workerEndpoint } from '../transport/partition.js';
 import { RpcClient } from '../transport/rpc.js';
-import { pool, useCluster } from './support/cluster.js';
+import { useCluster } from './support/cluster.js';
+import { until } from './support/wait.js';
 
 const TABLETS = 8;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Every cell of a tablet as one replica holds it, paged by the node. */
 async function replicaCells(client: StoreClient, node: string, tablet: number): Promise<string[]> {

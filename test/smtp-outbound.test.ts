@@ -11,6 +11,7 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebClient } from './support/web-client.js';
 import { MAIL_BASE_PORT, MAIL_DOMAIN, messageIds, newUser, sendViaWeb, useMailCluster, waitSmtp } from './mail-helpers.js';
+import { until } from './support/wait.js';
 
 const BASE = MAIL_BASE_PORT;
 const DNS_PORT = 26900;
@@ -58,16 +59,6 @@ class Receiver {
 
   byRcpt(rcpt: string): Received[] {
     return this.got.filter((g) => g.rcpts.includes(rcpt));
-  }
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

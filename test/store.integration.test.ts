@@ -1,7 +1,7 @@
 // The store against real processes, real sockets and real disk: a master and 3 storage nodes.
 import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 import { StoreError } from '../actors/session.js';
 import { encodeFrame } from '../transport/codec.js';

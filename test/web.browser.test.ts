@@ -1,23 +1,16 @@
 // A real browser (Debian Chromium, headless, driven by playwright-core) through the balancer URL:
 // sign up, see the menu, change the password, log out, log back in with the new one.
 // Screenshots of every page go to test/artifacts/accounts/.
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, snap } from './support/browser.js';
+import { describe, expect, it } from 'vitest';
+import { snap, useBrowser } from './support/browser.js';
 import { useCluster } from './support/cluster.js';
 
 describe('accounts in a real browser', () => {
   const env = useCluster({ basePort: 24400, storageNodes: 3, replication: 3, tablets: 8, frontends: 2, balancer: true, extraToml: '[web]\nheartbeat_ms = 300\n' });
-  let browser: Browser;
-  beforeAll(async () => {
-    browser = await launchBrowser();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const b = useBrowser();
 
   it('signs up, changes the password, logs out and back in', async () => {
-    const page = await browser.newPage();
+    const page = await b.browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     // The balancer sends the browser on to a frontend.

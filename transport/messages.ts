@@ -52,8 +52,8 @@ export interface MapReq { t: 'map'; known: number }
 export interface StatusReq { t: 'status' }
 
 // ---- services (frontends, SMTP nodes) -> balancer ----
-/** A frontend or SMTP node reports that it is up and how loaded it is (every web.heartbeat_ms). */
-export interface ServiceHeartbeatReq { t: 'svc_heartbeat'; node: string; kind: ServiceKind; url: string; pid: number; load: ServiceLoad }
+/** A frontend or SMTP node reports that it is up and how loaded it is (every web.heartbeat_ms); where it listens, the balancer takes from the topology. */
+export interface ServiceHeartbeatReq { t: 'svc_heartbeat'; node: string; kind: ServiceKind; pid: number; load: ServiceLoad }
 /** Who is up, as the balancer sees it (for the admin console). */
 export interface ServicesReq { t: 'services' }
 
@@ -199,7 +199,7 @@ const REQUEST_FIELDS: Record<Request['t'], Record<string, FieldType>> = {
   heartbeat: { node: 'str', pid: 'int', tablets: 'reports', stopped: 'bool' },
   map: { known: 'int' },
   status: {},
-  svc_heartbeat: { node: 'str', kind: 'svc', url: 'str', pid: 'int', load: 'load' },
+  svc_heartbeat: { node: 'str', kind: 'svc', pid: 'int', load: 'load' },
   services: {},
 };
 

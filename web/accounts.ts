@@ -5,6 +5,7 @@
 // Passwords are kept only as salted scrypt hashes: `scrypt$N$r$p$<salt b64>$<hash b64>`.
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { StoreClient } from '../actors/session.js';
+import { cputSure, deleteSure, updateJson } from '../actors/store-writes.js';
 import type { Topology } from '../transport/topology.js';
 import type { User } from './context.js';
 
@@ -72,10 +73,10 @@ export async function signUp(store: StoreClient, topo: Topology, name: string, p
   if (problem) return { ok: false, problem };
   const account: Account = { name, hash: await hashPassword(pw), created: Date.now() };
   // Atomic: of two sign-ups racing for one name (on any frontends), exactly one CPUT wins.
-  if (!(await store.cput(userRow(name), 'account', null, JSON.stringify(account)))) {
+  if (!(await cputSure(store, userRow(name), 'account', null, JSON.stringify(account)))) {
     return { ok: false, problem: `The name '${name}' is taken; pick another.` };
   }
-  if (topo.web.admins.length === 0) await store.cput('cluster', 'first_user', null, name);
+  if (topo.web.admins.length === 0) await cputSure(store, 'cluster', 'first_user', null, name);
   return { ok: true, user: { name, admin: await isAdmin(store, topo, name) } };
 }
 
@@ -110,18 +111,13 @@ export async function logIn(store: StoreClient, topo: Topology, name: string, pw
     if (found) await recordFailure(store, name, windowMs, now);
     return { ok: false, problem: WRONG, status: 401 };
   }
-  if (failRaw !== null) await store.delete(userRow(name), 'login_failures');
+  if (failRaw !== null) await deleteSure(store, userRow(name), 'login_failures');
   return { ok: true, user: { name, admin: await isAdmin(store, topo, name) } };
 }
 
-/** Counts a failed login (CPUT loop: concurrent failures on several frontends are all counted). */
+/** Counts a failed login (a CPUT loop: concurrent failures on several frontends are all counted). */
 async function recordFailure(store: StoreClient, name: string, windowMs: number, now: number): Promise<void> {
-  for (let i = 0; i < 10; i++) {
-    const raw = await store.get(userRow(name), 'login_failures');
-    const cur = raw === null ? null : (JSON.parse(Buffer.from(raw).toString('utf8')) as Failures);
-    const next: Failures = cur && now - cur.since < windowMs ? { count: cur.count + 1, since: cur.since } : { count: 1, since: now };
-    if (await store.cput(userRow(name), 'login_failures', raw, JSON.stringify(next))) return;
-  }
+  await updateJson<Failures>(store, userRow(name), 'login_failures', (cur) => (cur && now - cur.since < windowMs ? { count: cur.count + 1, since: cur.since } : { count: 1, since: now }));
 }
 
 export type ChangeResult = { ok: true } | { ok: false; problem: string };
@@ -133,7 +129,7 @@ export async function changePassword(store: StoreClient, name: string, oldPw: st
   if (!found || !(await verifyPassword(oldPw, found.account.hash))) return { ok: false, problem: 'The current password is wrong.' };
   const next: Account = { ...found.account, hash: await hashPassword(newPw) };
   // CPUT against what we verified: a concurrent change is not silently overwritten.
-  if (!(await store.cput(userRow(name), 'account', found.raw, JSON.stringify(next)))) {
+  if (!(await cputSure(store, userRow(name), 'account', found.raw, JSON.stringify(next)))) {
     return { ok: false, problem: 'The password was changed elsewhere at the same moment; try again.' };
   }
   return { ok: true };

@@ -6,7 +6,7 @@ import { StoreError } from '../actors/session.js';
 import { CSS, CSS_VERSION } from './assets.js';
 import type { WebDeps, WebEnv } from './context.js';
 import { errorResponse } from './http.js';
-import { csrf, sessions } from './middleware.js';
+import { csrf, defaultHeaders, sessions } from './middleware.js';
 import { accountRoutes } from './routes/accounts.js';
 
 /** A feature area mounted under a path prefix (mail, drive, admin). */
@@ -24,23 +24,7 @@ export function createApp(deps: WebDeps, features: Feature[] = []): Hono<WebEnv>
   });
   app.get('/healthz', (c) => c.text('ok'));
 
-  app.use('*', async (c, next) => {
-    await next();
-    // Set on the response's own headers: c.header() after the response exists would rebuild the whole
-    // Response (and its body stream) once per call, which costs more than the rest of a page.
-    const set = (name: string, value: string): void => {
-      if (c.res.headers.has(name)) return;
-      try {
-        c.res.headers.set(name, value);
-      } catch {
-        c.header(name, value); // immutable headers (a fetched Response): let Hono copy it
-      }
-    };
-    set('x-frame-options', 'DENY');
-    set('x-content-type-options', 'nosniff');
-    set('referrer-policy', 'same-origin');
-    set('cache-control', 'no-store');
-  });
+  app.use('*', defaultHeaders({ 'x-frame-options': 'DENY', 'x-content-type-options': 'nosniff', 'referrer-policy': 'same-origin', 'cache-control': 'no-store' }));
   app.use('*', sessions(deps));
   app.use('*', csrf());
 

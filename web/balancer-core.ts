@@ -1,6 +1,14 @@
 // The balancer's state, kept pure (no I/O, time passed in): which services are up, how loaded they
-// are, and which frontend a new client should go to.
-import type { ServiceHeartbeatReq, ServiceStatus } from '../transport/messages.js';
+// are, and which frontend a new client should go to. Only the services the topology names are taken,
+// and clients are sent to the URL the topology gives: a heartbeat cannot grow the table or point users
+// elsewhere.
+import type { ServiceHeartbeatReq, ServiceKind, ServiceStatus } from '../transport/messages.js';
+
+/** A service the topology names: its kind and the URL clients reach it at. */
+export interface KnownService {
+  kind: ServiceKind;
+  url: string;
+}
 
 interface Entry {
   beat: ServiceHeartbeatReq;
@@ -13,10 +21,17 @@ export class ServiceRegistry {
   private readonly entries = new Map<string, Entry>();
 
   /** A service is out when silent this long (three heartbeat periods). */
-  constructor(private readonly outAfterMs: number) {}
+  constructor(
+    private readonly outAfterMs: number,
+    private readonly known: ReadonlyMap<string, KnownService>,
+  ) {}
 
-  heartbeat(beat: ServiceHeartbeatReq, now: number): void {
+  /** Takes a heartbeat; false (and ignored) when the topology has no such service of that kind. */
+  heartbeat(beat: ServiceHeartbeatReq, now: number): boolean {
+    const k = this.known.get(beat.node);
+    if (!k || k.kind !== beat.kind) return false;
     this.entries.set(beat.node, { beat, at: now, sentSinceBeat: 0 });
+    return true;
   }
 
   isLive(e: Entry, now: number): boolean {
@@ -50,6 +65,6 @@ export class ServiceRegistry {
   }
 
   private status(e: Entry, now: number): ServiceStatus {
-    return { name: e.beat.node, kind: e.beat.kind, url: e.beat.url, pid: e.beat.pid, alive: this.isLive(e, now), load: e.beat.load, lastHeartbeatMs: Math.max(0, Math.round(now - e.at)) };
+    return { name: e.beat.node, kind: e.beat.kind, url: this.known.get(e.beat.node)!.url, pid: e.beat.pid, alive: this.isLive(e, now), load: e.beat.load, lastHeartbeatMs: Math.max(0, Math.round(now - e.at)) };
   }
 }

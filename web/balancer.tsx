@@ -12,7 +12,8 @@ import { errorReply } from '../transport/messages.js';
 import { RpcServer } from '../transport/rpc.js';
 import { endpoint, type Topology } from '../transport/topology.js';
 import { CSS } from './assets.js';
-import { ServiceRegistry } from './balancer-core.js';
+import { ServiceRegistry, type KnownService } from './balancer-core.js';
+import { serviceUrl } from './service-heartbeat.js';
 
 function NoFrontendPage() {
   return (
@@ -37,11 +38,18 @@ function NoFrontendPage() {
   );
 }
 
+function knownServices(topo: Topology): Map<string, KnownService> {
+  const known = new Map<string, KnownService>();
+  for (const f of topo.frontends) known.set(f.name, { kind: 'frontend', url: serviceUrl('frontend', f) });
+  for (const s of topo.smtp) known.set(s.name, { kind: 'smtp', url: serviceUrl('smtp', s) });
+  return known;
+}
+
 export async function runBalancer(topo: Topology): Promise<{ stop(): Promise<void> }> {
   const cfg = topo.balancer;
   if (!cfg) throw new Error('the topology has no [balancer]');
   const log = createLogger(cfg.name);
-  const registry = new ServiceRegistry(3 * topo.web.heartbeatMs);
+  const registry = new ServiceRegistry(3 * topo.web.heartbeatMs, knownServices(topo));
   const counters = { redirects: 0, noFrontend: 0 };
   const url = `http://${cfg.host}:${cfg.port}/`;
 
@@ -51,8 +59,8 @@ export async function runBalancer(topo: Topology): Promise<{ stop(): Promise<voi
     onProblem: (reason) => log.warn({ reason }, 'bad frame on the control socket'),
     handler: (req, respond) => {
       if (req.t === 'svc_heartbeat') {
-        registry.heartbeat(req, monoNow());
-        respond({ t: 'ok' });
+        if (registry.heartbeat(req, monoNow())) respond({ t: 'ok' });
+        else respond(errorReply('bad_request', `${cfg.name} has no ${req.kind} named '${req.node}' in its topology`));
       } else if (req.t === 'services') {
         respond({ t: 'services', balancer: { name: cfg.name, url, pid: process.pid, ...counters }, nodes: registry.list(monoNow()) });
       } else {

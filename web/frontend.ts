@@ -7,7 +7,7 @@ import { createLogger } from '../actors/log.js';
 import type { Topology } from '../transport/topology.js';
 import { createApp } from './app.js';
 import { FEATURES } from './features.js';
-import { LoadMeter, startServiceHeartbeat } from './service-heartbeat.js';
+import { LoadMeter, serviceUrl, startServiceHeartbeat } from './service-heartbeat.js';
 import { clusterSecret } from './sessions.js';
 
 export async function runFrontend(topo: Topology, name: string): Promise<{ stop(): Promise<void> }> {
@@ -40,8 +40,8 @@ export async function runFrontend(topo: Topology, name: string): Promise<{ stop(
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  const url = `http://${cfg.host}:${cfg.port}/`;
-  const stopHeartbeat = startServiceHeartbeat({ topo, node: name, kind: 'frontend', url, meter });
+  const url = serviceUrl('frontend', cfg);
+  const stopHeartbeat = startServiceHeartbeat({ topo, node: name, kind: 'frontend', meter });
   log.info({ url }, 'frontend up');
   return {
     async stop() {

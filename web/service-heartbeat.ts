@@ -3,7 +3,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RpcClient } from '../transport/rpc.js';
 import type { ServiceKind, ServiceLoad } from '../transport/messages.js';
-import { endpoint, type Topology } from '../transport/topology.js';
+import { endpoint, type NodeAddress, type Topology } from '../transport/topology.js';
 
 /** Counts what a service is doing, for its heartbeats. */
 export class LoadMeter {
@@ -36,12 +36,15 @@ export class LoadMeter {
   }
 }
 
+/** Where clients reach a service: http://host:port/ for a frontend, smtp://host:port for an SMTP node. */
+export function serviceUrl(kind: ServiceKind, a: NodeAddress): string {
+  return kind === 'frontend' ? `http://${a.host}:${a.port}/` : `smtp://${a.host}:${a.port}`;
+}
+
 export interface HeartbeatOptions {
   topo: Topology;
   node: string;
   kind: ServiceKind;
-  /** Where clients reach this service (http://host:port/ or smtp://host:port). */
-  url: string;
   meter: LoadMeter;
 }
 
@@ -57,7 +60,7 @@ export function startServiceHeartbeat(o: HeartbeatOptions): () => Promise<void> 
   });
   let stopped = false;
   const beat = (): void => {
-    client.request({ t: 'svc_heartbeat', node: o.node, kind: o.kind, url: o.url, pid: process.pid, load: o.meter.read() }).catch(() => {
+    client.request({ t: 'svc_heartbeat', node: o.node, kind: o.kind, pid: process.pid, load: o.meter.read() }).catch(() => {
       // the balancer is down or restarting: the next beat tries again
     });
   };

@@ -5,6 +5,7 @@
 // CSRF tokens are HMAC(cluster secret, sid): any frontend can check them without a store round trip.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { StoreClient } from '../actors/session.js';
+import { cputSure, deleteSure, putSure } from '../actors/store-writes.js';
 import type { User } from './context.js';
 
 export const SESSION_COOKIE = 'pc_sid';
@@ -35,17 +36,22 @@ export async function loadSession(store: StoreClient, sid: string, now = Date.no
   } catch {
     return null;
   }
-  if (typeof s.user !== 'string' || typeof s.expires !== 'number' || s.expires <= now) return null;
+  if (typeof s.user !== 'string' || typeof s.expires !== 'number') return null;
+  if (s.expires <= now) {
+    // An expired session found on use is removed (in the background: the page does not wait for it).
+    store.delete(row(sid), 's').catch(() => {});
+    return null;
+  }
   return { name: s.user, admin: s.admin === true };
 }
 
 export async function saveSession(store: StoreClient, sid: string, user: User, ttlMs: number): Promise<void> {
   const s: StoredSession = { user: user.name, admin: user.admin, expires: Date.now() + ttlMs };
-  await store.put(row(sid), 's', JSON.stringify(s));
+  await putSure(store, row(sid), 's', JSON.stringify(s));
 }
 
 export async function deleteSession(store: StoreClient, sid: string): Promise<void> {
-  await store.delete(row(sid), 's');
+  await deleteSure(store, row(sid), 's');
 }
 
 export function csrfToken(secret: Buffer, sid: string): string {
@@ -62,7 +68,7 @@ export function csrfValid(secret: Buffer, sid: string, token: string | undefined
 /** The cluster-wide secret: created once by whichever frontend comes first (CPUT), then read by all. */
 export async function clusterSecret(store: StoreClient): Promise<Buffer> {
   const fresh = randomBytes(32);
-  if (await store.cput('cluster', 'web_secret', null, fresh)) return fresh;
+  if (await cputSure(store, 'cluster', 'web_secret', null, fresh)) return fresh;
   const v = await store.get('cluster', 'web_secret');
   if (v === null || v.length !== 32) throw new Error('cluster web_secret is missing or corrupt');
   return Buffer.from(v);

@@ -20,6 +20,7 @@ import { DriveHttp, fileSource, writeRandomFile } from '../drive-helpers.js';
 import { TestCluster } from '../support/cluster.js';
 import { WebClient } from '../support/web-client.js';
 import { probeFsync } from './fsync-probe.js';
+import { parseBenchOptions, runSuite } from './options.js';
 import { machineBusyPct, sampleMachine, sampleProcess, usageBetween } from './proc-stats.js';
 
 interface Options {
@@ -31,28 +32,16 @@ interface Options {
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
-const USAGE = 'usage: drive-bench [--mb N (default 200)] [--runs N (default 1)] [--port P (default 25400)] [--keep]';
-
 function parseArgs(argv: string[]): Options {
-  const o: Options = { mb: 200, runs: 1, basePort: 25400, keep: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const num = (lo: number, hi: number): number => {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < lo || v > hi) throw new Error(`${a} takes an integer from ${lo} to ${hi}\n${USAGE}`);
-      return v;
-    };
-    if (a === '--mb') o.mb = num(1, 4000);
-    else if (a === '--runs') o.runs = num(1, 10);
-    else if (a === '--port') o.basePort = num(1024, 64_000);
-    else if (a === '--keep') o.keep = true;
-    else {
-      // `penncloud bench` passes the same options to every suite: skip the ones of other suites.
-      log(`drive-bench: ignoring ${a} (not a drive-bench option)`);
-      if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) i++;
-    }
-  }
-  return o;
+  const o = parseBenchOptions('drive-bench', argv, {
+    numbers: [
+      { flag: '--mb', default: 200, min: 1, max: 4000 },
+      { flag: '--runs', default: 1, min: 1, max: 10 },
+      { flag: '--port', default: 25400, min: 1024, max: 64_000 },
+    ],
+    flags: ['--keep'],
+  });
+  return { mb: o.numbers['--mb']!, runs: o.numbers['--runs']!, basePort: o.numbers['--port']!, keep: o.flags.has('--keep') };
 }
 
 const MB = 1_000_000;
@@ -186,10 +175,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`drive-bench: ${(e as Error).message}\n`);
-    process.exit(1);
-  },
-);
+runSuite('drive-bench', main);

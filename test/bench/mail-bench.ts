@@ -20,6 +20,7 @@ import nodemailer from 'nodemailer';
 import { TestCluster } from '../support/cluster.js';
 import { WebClient } from '../support/web-client.js';
 import { waitSmtp } from '../mail-helpers.js';
+import { parseBenchOptions, runSuite } from './options.js';
 
 interface Options {
   messages: number;
@@ -34,27 +35,27 @@ interface Options {
 const say = (s: string): boolean => process.stderr.write(s + '\n');
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { messages: 10_000, sessions: 16, size: 10_240, basePort: 26000, generator: 'auto', replication: 3, keep: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const num = (): number => {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v <= 0) throw new Error(`${a} needs a positive integer`);
-      return v;
-    };
-    if (a === '--messages') o.messages = num();
-    else if (a === '--sessions') o.sessions = num();
-    else if (a === '--size') o.size = num();
-    else if (a === '--port') o.basePort = num();
-    else if (a === '--replication') o.replication = num();
-    else if (a === '--keep') o.keep = true;
-    else if (a === '--generator') {
-      const g = argv[++i];
-      if (g !== 'auto' && g !== 'smtp-source' && g !== 'nodemailer') throw new Error('--generator is auto, smtp-source or nodemailer');
-      o.generator = g;
-    } else say(`mail-bench: ignoring option ${a} (it is for another suite)`);
-  }
-  return o;
+  const o = parseBenchOptions('mail-bench', argv, {
+    numbers: [
+      { flag: '--messages', default: 10_000, min: 1, max: 1_000_000 },
+      { flag: '--sessions', default: 16, min: 1, max: 256 },
+      { flag: '--size', default: 10_240, min: 1, max: 20 << 20 },
+      { flag: '--port', default: 26000, min: 1024, max: 64_000 },
+      { flag: '--replication', default: 3, min: 1, max: 3 },
+    ],
+    flags: ['--keep'],
+    strings: { '--generator': { default: 'auto', allowed: ['auto', 'smtp-source', 'nodemailer'] } },
+  });
+  const n = o.numbers;
+  return {
+    messages: n['--messages']!,
+    sessions: n['--sessions']!,
+    size: n['--size']!,
+    basePort: n['--port']!,
+    replication: n['--replication']!,
+    generator: o.strings['--generator'] as Options['generator'],
+    keep: o.flags.has('--keep'),
+  };
 }
 
 /** smtp-source and the directory of its libraries, or null. */
@@ -185,4 +186,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+runSuite('mail-bench', main);

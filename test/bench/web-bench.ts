@@ -10,6 +10,7 @@ import autocannon from 'autocannon';
 import { cpus } from 'node:os';
 import { TestCluster } from '../support/cluster.js';
 import { WebClient } from '../support/web-client.js';
+import { parseBenchOptions, runSuite } from './options.js';
 
 interface Options {
   seconds: number;
@@ -19,21 +20,15 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 5, connections: 64, basePort: 17400, keep: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = (): number => {
-      const v = Number(argv[++i]);
-      if (!Number.isFinite(v) || v <= 0) throw new Error(`${a} needs a positive number`);
-      return v;
-    };
-    if (a === '--seconds') o.seconds = next();
-    else if (a === '--connections') o.connections = next();
-    else if (a === '--port') o.basePort = next();
-    else if (a === '--keep') o.keep = true;
-    else throw new Error(`unknown option ${a}; usage: web-bench [--seconds N] [--connections N] [--port P] [--keep]`);
-  }
-  return o;
+  const o = parseBenchOptions('web-bench', argv, {
+    numbers: [
+      { flag: '--seconds', default: 5, min: 1, max: 600 },
+      { flag: '--connections', default: 64, min: 1, max: 4096 },
+      { flag: '--port', default: 17400, min: 1024, max: 64_000 },
+    ],
+    flags: ['--keep'],
+  });
+  return { seconds: o.numbers['--seconds']!, connections: o.numbers['--connections']!, basePort: o.numbers['--port']!, keep: o.flags.has('--keep') };
 }
 
 interface RunResult {
@@ -111,4 +106,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+runSuite('web-bench', main);

@@ -1015,7 +1015,7 @@ export class Simulation {
 
   // ---- faults ----
 
-  private killTablets(n: SimNode, w: SimWorker): void {
+  private killTablets(w: SimWorker): void {
     for (const tab of w.tablets.values()) {
       tab.alive = false;
       tab.responders.clear();
@@ -1032,7 +1032,7 @@ export class Simulation {
     n.paused = false;
     n.deferred = [];
     n.pending.clear();
-    for (const w of n.workers) this.killTablets(n, w);
+    for (const w of n.workers) this.killTablets(w);
     // Disks of tablets that were not loaded still lose nothing (they had no unsynced appends).
     for (const d of n.disks.values()) if (d.flushUpTo > 0 || d.flushScheduled || d.install) this.crashDisk(d);
     n.lastAssign = null;
@@ -1096,7 +1096,7 @@ export class Simulation {
     if (!n.up || !w.up) return;
     this.note(`FAULT worker ${wi} of ${n.name} dies (restart in ${this.opts.restartDelayMs} ms)`);
     w.up = false;
-    this.killTablets(n, w);
+    this.killTablets(w);
     const inc = n.inc;
     this.schedule(this.opts.restartDelayMs, n, () => {
       if (inc !== n.inc || w.up) return;

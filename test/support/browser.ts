@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
 import { ROOT } from './cluster.js';
 
 export const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
@@ -21,4 +22,31 @@ export async function snap(page: Page, suite: string, name: string): Promise<voi
   const dir = join(ARTIFACTS, suite);
   mkdirSync(dir, { recursive: true });
   await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
+}
+
+/** Launches Chromium before the tests of the enclosing describe and closes it after them. */
+export function useBrowser(): { readonly browser: Browser } {
+  let browser: Browser | null = null;
+  beforeAll(async () => {
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  return {
+    get browser(): Browser {
+      if (!browser) throw new Error('the browser is not launched yet');
+      return browser;
+    },
+  };
+}
+
+/** Signs up through the sign-up form at `base` and waits for the menu. */
+export async function signUpInBrowser(page: Page, base: string, name: string, password: string): Promise<void> {
+  await page.goto(base + '/signup');
+  await page.fill('#name', name);
+  await page.fill('#password', password);
+  await page.fill('#password2', password);
+  await page.click('button[type=submit]');
+  await page.waitForSelector(`text=Hello, ${name}`);
 }

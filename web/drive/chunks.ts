@@ -4,7 +4,7 @@
 // byte range back as a web ReadableStream, fetching a few chunks ahead.
 import type { StoreClient } from '../../actors/session.js';
 import { chunkRow, CHUNK_COL } from './rows.js';
-import { deleteSure, eachLimited, putSure } from './store-util.js';
+import { deleteSure, eachLimited, putSure } from '../../actors/store-writes.js';
 
 /** Chunk writes in flight per upload. */
 export const WRITES_IN_FLIGHT = 4;

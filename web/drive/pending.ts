@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { StoreClient } from '../../actors/session.js';
 import { DriveError } from './errors.js';
 import { pendingRow, type Pending } from './rows.js';
-import { deleteSure, putSure, updateJson } from './store-util.js';
+import { deleteSure, putSure, updateJson } from '../../actors/store-writes.js';
 
 type Work = { kind: 'upload'; user: string; reserved: number; chunkSize: number } | { kind: 'delete'; user: string };
 

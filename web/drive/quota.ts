@@ -3,7 +3,7 @@
 // so concurrent uploads from several frontends can never together go over the quota.
 import type { StoreClient } from '../../actors/session.js';
 import { driveRow } from './rows.js';
-import { updateJson } from './store-util.js';
+import { updateJson } from '../../actors/store-writes.js';
 
 const USAGE = 'usage';
 

@@ -8,7 +8,7 @@ import { DriveError } from './errors.js';
 import type { PendingLog } from './pending.js';
 import { release } from './quota.js';
 import { CHUNK_SIZE, dirRow, nodeRow, META, type Entry, type NodeMeta } from './rows.js';
-import { cputSure, deleteSure, eachLimited, getJson } from './store-util.js';
+import { cputSure, deleteSure, eachLimited, getJson } from '../../actors/store-writes.js';
 import { ownedNode, readMeta, unlink } from './tree.js';
 
 /** Children of one folder removed at a time. */

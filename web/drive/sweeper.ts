@@ -11,7 +11,7 @@ import type { PendingLog } from './pending.js';
 import { release } from './quota.js';
 import { purge } from './remove.js';
 import { nodeRow, pendingRow, META, type Pending } from './rows.js';
-import { cputSure, deleteSure, getJson } from './store-util.js';
+import { cputSure, deleteSure, getJson } from '../../actors/store-writes.js';
 import { childNamed, readMeta, unlink } from './tree.js';
 
 /** Work not touched for this long belongs to a dead frontend (running uploads touch theirs every 30 s). */

@@ -9,7 +9,7 @@ import type { StoreClient } from '../../actors/session.js';
 import { DriveError } from './errors.js';
 import { nameProblem, normalizeName } from './names.js';
 import { driveRow, dirRow, isNodeId, nodeRow, META, type Entry, type NodeMeta } from './rows.js';
-import { cputSure, deleteSure, eachLimited, getJson, putSure } from './store-util.js';
+import { cputSure, deleteSure, eachLimited, getJson, putSure } from '../../actors/store-writes.js';
 
 /** An entry that disagrees with its node is taken over only when it and the node's last move are this old. */
 export const STALE_ENTRY_MS = 30_000;

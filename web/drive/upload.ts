@@ -10,7 +10,7 @@ import { DriveError } from './errors.js';
 import type { PendingLog } from './pending.js';
 import { formatBytes, release, reserve } from './quota.js';
 import { CHUNK_SIZE, nodeRow, META, type NodeMeta } from './rows.js';
-import { deleteSure, putSure } from './store-util.js';
+import { deleteSure, putSure } from '../../actors/store-writes.js';
 import { assertRoom, childNamed, link, ownedFolder, readMeta, unlink } from './tree.js';
 
 /** Quota is reserved this much at a time (fewer CPUTs on the usage cell); the last step is exact. */
@@ -42,7 +42,7 @@ export async function checkUploadTarget(t: UploadTarget, folder: string, name: s
 
 /** Reads `data` to its end into a new file `name` of `folder`; returns its id and size. */
 export async function storeUpload(t: UploadTarget, folder: string, name: string, data: Readable): Promise<{ id: string; size: number }> {
-  const { store, user, quota, pending } = t;
+  const { store, user, pending } = t;
   await checkUploadTarget(t, folder, name);
   const id = randomUUID();
   await pending.begin(id, { kind: 'upload', user, reserved: 0, chunkSize: CHUNK_SIZE });

@@ -167,11 +167,17 @@ export function driveRoutes(deps: WebDeps): Hono<WebEnv> {
     }),
   );
 
-  /** The node of a rename/move/delete page and the path of its folder. */
-  async function target(c: Context<WebEnv>, id: string) {
+  /** The node a rename/move/delete acts on (never the top folder). */
+  async function changeable(c: Context<WebEnv>, id: string) {
     const node = await ownedNode(store, me(c).name, id);
     if (node.value.parent === null) throw new DriveError(400, 'The top folder of your drive cannot be renamed, moved or deleted.');
-    return { meta: node.value, parent: node.value.parent, path: await pathOf(store, node.value.parent) };
+    return { meta: node.value, parent: node.value.parent };
+  }
+
+  /** The same, with the path of its folder, for a page (the walk up costs a read per level). */
+  async function target(c: Context<WebEnv>, id: string) {
+    const t = await changeable(c, id);
+    return { ...t, path: await pathOf(store, t.parent) };
   }
 
   async function renamePage(c: Context<WebEnv>, id: string, error?: DriveError, typed?: string): Promise<Outcome> {
@@ -184,7 +190,7 @@ export function driveRoutes(deps: WebDeps): Hono<WebEnv> {
     '/rename',
     handleDrive(async (c) => {
       const f = await formFields(c, ['id', 'name']);
-      const t = await target(c, f.id);
+      const t = await changeable(c, f.id);
       return changeOrShow(() => relink(store, me(c).name, f.id, t.parent, f.name), (e) => renamePage(c, f.id, e, f.name), folderUrl(t.parent));
     }),
   );
@@ -201,7 +207,7 @@ export function driveRoutes(deps: WebDeps): Hono<WebEnv> {
     '/move',
     handleDrive(async (c) => {
       const f = await formFields(c, ['id', 'dest']);
-      const t = await target(c, f.id);
+      const t = await changeable(c, f.id);
       return changeOrShow(() => relink(store, me(c).name, f.id, f.dest, t.meta.name), (e) => movePage(c, f.id, e), folderUrl(t.parent));
     }),
   );
@@ -218,7 +224,7 @@ export function driveRoutes(deps: WebDeps): Hono<WebEnv> {
     handleDrive(async (c) => {
       const f = await formFields(c, ['id', 'confirmed']);
       if (f.confirmed !== '1') return deletePage(c, f.id);
-      const t = await target(c, f.id);
+      const t = await changeable(c, f.id);
       await deleteNode(store, me(c).name, f.id, pending);
       return redirect(folderUrl(t.parent));
     }),

@@ -15,7 +15,7 @@ import { attachmentName, FOLDERS, type Folder, type MessageSummary } from '../..
 import { accountExists } from '../accounts.js';
 import type { User, WebEnv } from '../context.js';
 import { handle, HttpError, page, raw, redirect } from '../http.js';
-import { mustLogIn } from '../middleware.js';
+import { defaultHeaders, mustLogIn } from '../middleware.js';
 import { ComposePage, type ComposeLimits } from '../views/mail-compose.js';
 import { FolderPage } from '../views/mail-list.js';
 import { MessagePage } from '../views/mail-message.js';
@@ -79,10 +79,7 @@ function download(body: Buffer, name: string, type: string): Response {
 export function mailRoutes(): Hono<WebEnv> {
   const app = new Hono<WebEnv>();
   app.use('*', mustLogIn());
-  app.use('*', async (c, next) => {
-    await next();
-    if (!c.res.headers.has('content-security-policy')) c.header('content-security-policy', CSP);
-  });
+  app.use('*', defaultHeaders({ 'content-security-policy': CSP }));
 
   app.get('/', (c) => c.redirect('/mail/inbox', 303));
 
