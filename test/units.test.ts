@@ -7,6 +7,7 @@ import { Actor } from '../actors/actor.js';
 import { MasterCore, initialAssignments } from '../actors/master-core.js';
 import { masterOptions } from '../actors/master.js';
 import { TabletHost } from '../actors/storage/tablet-host.js';
+import { WorkerLog } from '../actors/storage/worker-log.js';
 import { TabletState } from '../actors/storage/tablet-state.js';
 import { decodeFrame, encodeFrame, encodeValue, isProblem } from '../transport/codec.js';
 import type { Reply } from '../transport/messages.js';
@@ -252,10 +253,11 @@ describe('tablet host eviction', () => {
   it('keeps at most `resident` tablets in memory, checkpoints the evicted, and reloads them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'penncloud-host-'));
     const core = { me: 'solo', maxScan: 100, ringRecords: 1000, ringBytes: 1 << 20, batchBytes: 1 << 20, maxInflightBatches: 4, retransmitMs: 200, joinerTimeoutMs: 1000, dropAfterMs: 1000, retryMs: 100, commitTimeoutMs: 5000 };
-    const opts = { me: 'solo', dir, resident: 2, maxRecordBytes: 1 << 20, checkpointBytes: 1 << 30, mailbox: 100, core };
+    const opts = { me: 'solo', resident: 2, checkpointBytes: 1 << 30, logBytes: 1 << 30, mailbox: 100, core };
+    const openLog = (dataDir: string) => WorkerLog.open({ dataDir, worker: 0, owns: () => true, maxRecordBytes: 1 << 20, segmentBytes: 1 << 20 });
     const env = { send: () => Promise.reject(new Error('no peers')), master: () => Promise.reject(new Error('no master')), log: () => undefined };
     const configs = new Map([0, 1, 2, 3, 4].map((t) => [t, { epoch: 1, primary: 'solo', replicas: ['solo'], inSync: ['solo'] }]));
-    const host = new TabletHost(opts, env);
+    const host = new TabletHost(opts, env, await openLog(dir));
     host.setConfigs(configs);
     host.setLease(Number.MAX_SAFE_INTEGER);
     const call = (h: TabletHost, tablet: number, row: string, value?: string): Promise<Reply> =>
@@ -277,17 +279,19 @@ describe('tablet host eviction', () => {
     expect(reports.filter((r) => r.resident).length).toBeLessThanOrEqual(2);
     expect(reports.filter((r) => !r.resident).every((r) => r.lsn === 3)).toBe(true);
     await host.closeAll(true);
-    const again = new TabletHost(opts, env);
+    const again = new TabletHost(opts, env, await openLog(dir));
     again.setConfigs(configs);
     again.setLease(Number.MAX_SAFE_INTEGER);
     const rep = await call(again, 4, 'r2');
     expect(rep.t === 'value' && Buffer.from(rep.value).toString()).toBe('t4 round 2');
     // Without a lease the primary refuses to serve.
-    const noLease = new TabletHost(opts, env);
+    const otherDir = mkdtempSync(join(tmpdir(), 'penncloud-host-'));
+    const noLease = new TabletHost(opts, env, await openLog(otherDir));
     noLease.setConfigs(configs);
     expect(await call(noLease, 4, 'r2')).toMatchObject({ t: 'error', code: 'not_primary' });
     await again.closeAll(false);
     await noLease.closeAll(false);
     rmSync(dir, { recursive: true, force: true });
+    rmSync(otherDir, { recursive: true, force: true });
   });
 });

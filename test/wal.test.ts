@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { decodeFrames, encodeFrame, FRAME_HEADER_BYTES, Wal, type LogRecord, type WalOptions } from '../actors/storage/wal.js';
+import { decodeFrames, encodeFrame, encodeLogFrame, FRAME_HEADER_BYTES, type LogRecord } from '../actors/storage/wal.js';
+import { logDir, tabletDir, WorkerLog, type TabletLog, type WorkerLogOptions } from '../actors/storage/worker-log.js';
 
 const MAX = 32 << 20;
-const opts: WalOptions = { maxRecordBytes: MAX };
 
 let dir: string;
 beforeEach(async () => {
@@ -37,17 +37,33 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, k) => from + k);
 }
 
+function options(extra: Partial<WorkerLogOptions> = {}): WorkerLogOptions {
+  return { dataDir: dir, worker: 0, owns: () => true, maxRecordBytes: MAX, segmentBytes: 64 << 20, ...extra };
+}
+
 /** Appends records from..to concurrently and waits for all of them. */
-async function appendAll(wal: Wal, from: number, to: number): Promise<void> {
+async function appendAll(log: TabletLog, from: number, to: number): Promise<void> {
   const waits = range(from, to).map((i) => {
-    wal.append(rec(i));
-    return wal.whenDurable(i);
+    log.append(rec(i));
+    return log.whenDurable(i);
   });
   await Promise.all(waits);
 }
 
 async function segments(): Promise<string[]> {
-  return (await readdir(dir)).filter((n) => n.startsWith('wal-')).sort();
+  return (await readdir(logDir(dir, 0))).filter((n) => n.startsWith('seg-')).sort();
+}
+
+function segmentFile(name: string): string {
+  return path.join(logDir(dir, 0), name);
+}
+
+/** Opens the worker log and the given tablets. */
+async function openAll(ids: number[], extra: Partial<WorkerLogOptions> = {}) {
+  const log = await WorkerLog.open(options(extra));
+  const tablets = [];
+  for (const id of ids) tablets.push(await log.openTablet(id));
+  return { log, tablets };
 }
 
 /** Byte offsets at which each frame of a segment file starts, plus the file end. */
@@ -126,222 +142,291 @@ describe('frames', () => {
   });
 });
 
-describe('Wal', () => {
-  it('recovers 1000 concurrently appended records, and group commit batches the syncs', async () => {
-    const { wal, recovered } = await Wal.open(dir, opts);
-    expect(recovered).toMatchObject({ checkpointLsn: 0, cells: [], records: [], problems: [] });
-    await appendAll(wal, 1, 1000);
-    expect(wal.durableLsn).toBe(1000);
-    expect(wal.syncCount).toBeLessThan(20);
-    await wal.close();
+describe('WorkerLog', () => {
+  it('recovers records of several tablets appended together, with one write per turn for all of them', async () => {
+    const { log, tablets } = await openAll([1, 2, 3]);
+    expect(tablets[0]!.recovered).toMatchObject({ checkpointLsn: 0, cells: [], records: [], problems: [] });
+    await Promise.all(tablets.map((t) => appendAll(t.log, 1, 400)));
+    expect(tablets.every((t) => t.log.durableLsn === 400)).toBe(true);
+    expect(log.syncCount).toBeLessThan(20);
+    await log.close();
 
-    const again = await Wal.open(dir, opts);
-    expect(again.recovered.problems).toEqual([]);
-    expectRecords(again.recovered.records, range(1, 1000).map((i) => rec(i)));
-    expect(again.wal.lastLsn).toBe(1000);
-    await again.wal.close();
+    const again = await openAll([1, 2, 3]);
+    for (const t of again.tablets) {
+      expect(t.recovered.problems).toEqual([]);
+      expectRecords(t.recovered.records, range(1, 400).map((i) => rec(i)));
+      expect(t.log.lastLsn).toBe(400);
+    }
+    await again.log.close();
   });
 
   it('shares syncs between many concurrent writers that each wait for durability', async () => {
-    const { wal } = await Wal.open(dir, opts);
+    const { log, tablets } = await openAll([7]);
+    const t = tablets[0]!.log;
     let next = 0;
     const writer = async () => {
       for (let k = 0; k < 20; k++) {
         const lsn = ++next;
-        wal.append(rec(lsn));
-        await wal.whenDurable(lsn);
+        t.append(rec(lsn));
+        await t.whenDurable(lsn);
       }
     };
     await Promise.all(range(1, 50).map(writer));
-    expect(wal.durableLsn).toBe(1000);
-    expect(wal.syncCount).toBeLessThan(200);
-    await wal.close();
+    expect(t.durableLsn).toBe(1000);
+    expect(log.syncCount).toBeLessThan(200);
+    await log.close();
   });
 
-  it('continues appending after a reopen', async () => {
-    const first = await Wal.open(dir, opts);
-    await appendAll(first.wal, 1, 10);
-    await first.wal.close();
-    const second = await Wal.open(dir, opts);
-    expect(() => second.wal.append(rec(12))).toThrow(/not lastLsn\+1/);
-    await appendAll(second.wal, 11, 20);
-    await second.wal.close();
-    const third = await Wal.open(dir, opts);
-    expect(third.recovered.problems).toEqual([]);
-    expectRecords(third.recovered.records, range(1, 20).map((i) => rec(i)));
-    await third.wal.close();
+  it('continues appending after a reopen, and refuses a second open of one tablet', async () => {
+    const first = await openAll([1]);
+    await appendAll(first.tablets[0]!.log, 1, 10);
+    await expect(first.log.openTablet(1)).rejects.toThrow(/already open/);
+    await first.log.close();
+    const second = await openAll([1]);
+    const t = second.tablets[0]!.log;
+    expect(() => t.append(rec(12))).toThrow(/not lastLsn\+1/);
+    await appendAll(t, 11, 20);
+    await t.close();
+    const reopened = await second.log.openTablet(1); // after close, the tablet may be opened again
+    expectRecords(reopened.recovered.records, range(1, 20).map((i) => rec(i)));
+    await second.log.close();
+    const third = await openAll([1]);
+    expect(third.tablets[0]!.recovered.problems).toEqual([]);
+    expectRecords(third.tablets[0]!.recovered.records, range(1, 20).map((i) => rec(i)));
+    await third.log.close();
   });
 
-  it('recovers a checkpoint plus only the records after it', async () => {
-    const { wal } = await Wal.open(dir, opts);
-    await appendAll(wal, 1, 500);
+  it('recovers a checkpoint plus only the records after it, and deletes segments nobody needs', async () => {
+    const { log, tablets } = await openAll([1, 2], { segmentBytes: 4096 });
+    const [a, b] = tablets.map((t) => t.log) as [TabletLog, TabletLog];
+    await appendAll(a, 1, 100);
+    await appendAll(b, 1, 5); // b's records sit in an early segment and keep it alive
+    for (let i = 101; i <= 500; i += 20) await appendAll(a, i, i + 19); // several writes: several segments
     const cells: Array<[string, string, Uint8Array]> = range(0, 99).map((k) => [`row${k}`, `col${k}`, Buffer.from(`cell ${k}`)]);
     cells.push(['empty', 'value', new Uint8Array(0)]);
-    await wal.checkpoint(500, 4, cells);
-    expect(wal.bytesSinceCheckpoint).toBe(0);
-    expect(() => wal.append(rec(502))).toThrow();
-    await appendAll(wal, 501, 550);
-    expect(wal.bytesSinceCheckpoint).toBeGreaterThan(0);
-    await wal.close();
-    expect(await segments()).toEqual(['wal-0000000000000501.log']);
+    const before = (await segments()).length;
+    expect(before).toBeGreaterThan(5);
+    await a.checkpoint(500, 4, cells);
+    expect(a.bytesSinceCheckpoint).toBe(0);
+    expect((await segments()).length).toBeGreaterThan(1); // b still needs its segment
+    expect(log.oldestHolders()).toEqual([2]);
+    await b.checkpoint(5, 1, [['b', 'c', Buffer.from('d')]]);
+    expect(log.oldestHolders()).toEqual([]);
+    expect((await segments()).length).toBe(1); // only the active one is left
+    expect(() => a.append(rec(502))).toThrow();
+    await appendAll(a, 501, 550);
+    expect(a.bytesSinceCheckpoint).toBeGreaterThan(0);
+    await log.close();
 
-    const again = await Wal.open(dir, opts);
-    const r = again.recovered;
+    const again = await openAll([1, 2]);
+    const r = again.tablets[0]!.recovered;
     expect(r.problems).toEqual([]);
     expect(r.checkpointLsn).toBe(500);
     expect(r.checkpointEpoch).toBe(4);
-    expect(r.cells.map(([row, col, v]) => [row, col, Buffer.from(v).toString()])).toEqual(
-      cells.map(([row, col, v]) => [row, col, Buffer.from(v).toString()]),
-    );
+    expect(r.cells.map(([row, col, v]) => [row, col, Buffer.from(v).toString()])).toEqual(cells.map(([row, col, v]) => [row, col, Buffer.from(v).toString()]));
     expectRecords(r.records, range(501, 550).map((i) => rec(i)));
-    expect(again.wal.bytesSinceCheckpoint).toBe(wal.bytesSinceCheckpoint);
-    await again.wal.close();
+    expect(again.tablets[1]!.recovered).toMatchObject({ checkpointLsn: 5, records: [] });
+    await again.log.close();
   });
 
-  it('recovers from a crash between writing a checkpoint and rotating the segment', async () => {
-    const { wal } = await Wal.open(dir, opts);
-    await appendAll(wal, 1, 5);
-    await wal.checkpoint(5, 1, [['a', 'b', Buffer.from('c')]]);
-    await wal.close();
-    // Recreate the pre-rotation state: the old segment is still there, the new one is not.
-    await rm(path.join(dir, 'wal-0000000000000006.log'));
-    await writeFile(path.join(dir, 'wal-0000000000000001.log'), Buffer.concat(range(1, 5).map((i) => encodeFrame(rec(i)))));
+  it('install replaces a diverged tail: the old records never come back', async () => {
+    const { log, tablets } = await openAll([3]);
+    const t = tablets[0]!.log;
+    await appendAll(t, 1, 10); // lsns 6..10 will turn out to be a diverged tail
+    await t.install(5, 2, [['snap', 'c', Buffer.from('v')]]);
+    expect(t.lastLsn).toBe(5);
+    const fresh: LogRecord[] = [6, 7].map((i) => ({ lsn: i, epoch: 3, kind: 'put', row: 'new', col: `c${i}`, value: Buffer.from('x') }));
+    for (const r of fresh) t.append(r);
+    await t.whenDurable(7);
+    await log.close();
+    const again = await openAll([3]);
+    const r = again.tablets[0]!.recovered;
+    expect(r).toMatchObject({ checkpointLsn: 5, checkpointEpoch: 2, problems: [] });
+    expectRecords(r.records, fresh);
+    await again.log.close();
+  });
 
-    const again = await Wal.open(dir, opts);
-    expect(again.recovered).toMatchObject({ checkpointLsn: 5, records: [], problems: [] });
-    await appendAll(again.wal, 6, 8);
-    await again.wal.close();
-
-    const third = await Wal.open(dir, opts);
-    expect(third.recovered.problems).toEqual([]);
-    expectRecords(third.recovered.records, range(6, 8).map((i) => rec(i)));
-    expect(await segments()).toEqual(['wal-0000000000000006.log']); // the obsolete one is gone
-    await third.wal.close();
+  it('keeps sequence numbers above every checkpoint mark even when all segments are gone', async () => {
+    const { log, tablets } = await openAll([1, 2]);
+    await appendAll(tablets[0]!.log, 1, 50);
+    await appendAll(tablets[1]!.log, 1, 50);
+    await tablets[0]!.log.checkpoint(50, 1, [['a', 'b', Buffer.from('c')]]);
+    await log.close();
+    for (const s of await segments()) await rm(segmentFile(s)); // tablet 2's records are lost with them
+    const again = await openAll([1]);
+    await appendAll(again.tablets[0]!.log, 51, 60);
+    await again.log.close();
+    const third = await openAll([1]);
+    expect(third.tablets[0]!.recovered).toMatchObject({ checkpointLsn: 50, problems: [] });
+    expectRecords(third.tablets[0]!.recovered.records, range(51, 60).map((i) => rec(i)));
+    await third.log.close();
   });
 
   it('recovers a 16 MiB value that spans read chunks', async () => {
     const big = Buffer.alloc(16 << 20, 0xab);
     big.write('start');
-    const { wal } = await Wal.open(dir, opts);
+    const { log, tablets } = await openAll([1]);
     const records: LogRecord[] = [rec(1), { lsn: 2, epoch: 1, kind: 'put', row: 'big', col: 'v', value: big }, rec(3)];
-    for (const r of records) wal.append(r);
-    await wal.whenDurable(3);
-    await wal.close();
-    const again = await Wal.open(dir, opts);
-    expect(again.recovered.problems).toEqual([]);
-    expect(again.recovered.records.length).toBe(3);
-    expect(Buffer.from(again.recovered.records[1]!.value!).equals(big)).toBe(true);
-    await again.wal.close();
+    for (const r of records) tablets[0]!.log.append(r);
+    await tablets[0]!.log.whenDurable(3);
+    await log.close();
+    const again = await openAll([1]);
+    expect(again.tablets[0]!.recovered.problems).toEqual([]);
+    expect(again.tablets[0]!.recovered.records.length).toBe(3);
+    expect(Buffer.from(again.tablets[0]!.recovered.records[1]!.value!).equals(big)).toBe(true);
+    await again.log.close();
   });
 
   it('truncates a torn tail, reports it once, and returns the valid prefix', async () => {
-    const { wal } = await Wal.open(dir, opts);
-    await appendAll(wal, 1, 300);
-    await wal.close();
-    const file = path.join(dir, (await segments())[0]!);
+    const { log, tablets } = await openAll([1]);
+    await appendAll(tablets[0]!.log, 1, 300);
+    await log.close();
+    const file = segmentFile((await segments())[0]!);
     const offs = frameOffsets(await readFile(file));
     const k = 100 + Math.floor(Math.random() * 150); // frame k (0-based) gets torn
     const frameLen = offs[k + 1]! - offs[k]!;
     await truncate(file, offs[k]! + 1 + Math.floor(Math.random() * (frameLen - 1)));
 
     const problems: string[] = [];
-    const again = await Wal.open(dir, { ...opts, onProblem: (m) => problems.push(m) });
-    expect(again.recovered.problems).toHaveLength(1);
-    expect(again.recovered.problems[0]).toMatch(/torn frame at byte \d+/);
-    expect(problems).toEqual(again.recovered.problems);
-    expectRecords(again.recovered.records, range(1, k).map((i) => rec(i)));
+    const again = await openAll([1], { onProblem: (m) => problems.push(m) });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/torn frame at byte \d+/);
+    expect(again.tablets[0]!.recovered.problems).toEqual([]); // nothing acknowledged was lost
+    expectRecords(again.tablets[0]!.recovered.records, range(1, k).map((i) => rec(i)));
     expect((await stat(file)).size).toBe(offs[k]);
-    // The log continues right after the valid prefix.
-    await appendAll(again.wal, k + 1, k + 5);
-    await again.wal.close();
+    await appendAll(again.tablets[0]!.log, k + 1, k + 5); // the log continues right after the valid prefix
+    await again.log.close();
 
-    const third = await Wal.open(dir, opts);
-    expect(third.recovered.problems).toEqual([]);
-    expectRecords(third.recovered.records, range(1, k + 5).map((i) => rec(i)));
-    await third.wal.close();
+    const third = await openAll([1], { onProblem: (m) => problems.push(m) });
+    expect(problems).toHaveLength(1);
+    expectRecords(third.tablets[0]!.recovered.records, range(1, k + 5).map((i) => rec(i)));
+    await third.log.close();
   });
 
-  it('truncates at a corrupted byte and deletes later segments', async () => {
-    // Two hand-made segments: wal-1 holds 1..20, wal-21 holds 21..30.
-    const seg1 = Buffer.concat(range(1, 20).map((i) => encodeFrame(rec(i))));
-    const seg2 = Buffer.concat(range(21, 30).map((i) => encodeFrame(rec(i))));
+  it('truncates at a corrupted byte, deletes later segments, and reports the tablet whose records broke off', async () => {
+    // Hand-made segments: seg-1 holds tablet 1's lsns 1..20 at seqs 1..20, seg-21 tablet 1's 21..30.
+    await mkdir(logDir(dir, 0), { recursive: true });
+    const seg1 = Buffer.concat(range(1, 20).map((i) => encodeLogFrame(i, 1, rec(i))));
+    const seg2 = Buffer.concat(range(21, 30).map((i) => encodeLogFrame(i, 1, rec(i))));
     const offs = frameOffsets(seg1);
-    seg1[offs[12]! + FRAME_HEADER_BYTES + 3]! ^= 0xff; // corrupt lsn 13's payload
-    await writeFile(path.join(dir, 'wal-0000000000000001.log'), seg1);
-    await writeFile(path.join(dir, 'wal-0000000000000021.log'), seg2);
+    seg1[offs[12]! + FRAME_HEADER_BYTES + 3]! ^= 0xff; // corrupt seq 13's payload
+    await writeFile(segmentFile('seg-0000000000000001.log'), seg1);
+    await writeFile(segmentFile('seg-0000000000000021.log'), seg2);
 
-    const { wal, recovered } = await Wal.open(dir, opts);
-    expect(recovered.problems).toHaveLength(1);
-    expect(recovered.problems[0]).toMatch(/bad crc.*deleted wal-0000000000000021\.log/);
-    expectRecords(recovered.records, range(1, 12).map((i) => rec(i)));
-    expect(wal.lastLsn).toBe(12);
-    await wal.close();
-    expect(await segments()).toEqual(['wal-0000000000000001.log']);
-    expect((await stat(path.join(dir, 'wal-0000000000000001.log'))).size).toBe(offs[12]);
-
-    const again = await Wal.open(dir, opts);
-    expect(again.recovered.problems).toEqual([]);
-    expectRecords(again.recovered.records, range(1, 12).map((i) => rec(i)));
-    await again.wal.close();
+    const problems: string[] = [];
+    const { log, tablets } = await openAll([1], { onProblem: (m) => problems.push(m) });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/bad crc.*deleted .*seg-0000000000000021\.log/);
+    expectRecords(tablets[0]!.recovered.records, range(1, 12).map((i) => rec(i)));
+    expect(tablets[0]!.log.lastLsn).toBe(12);
+    await log.close();
+    expect(await segments()).toEqual(['seg-0000000000000001.log']);
+    expect((await stat(segmentFile('seg-0000000000000001.log'))).size).toBe(offs[12]);
   });
 
-  it('reports a gap between segments', async () => {
-    await writeFile(path.join(dir, 'wal-0000000000000001.log'), Buffer.concat(range(1, 5).map((i) => encodeFrame(rec(i)))));
-    await writeFile(path.join(dir, 'wal-0000000000000008.log'), Buffer.concat(range(8, 9).map((i) => encodeFrame(rec(i)))));
-    const { wal, recovered } = await Wal.open(dir, opts);
-    expect(recovered.problems).toHaveLength(1);
-    expect(recovered.problems[0]).toMatch(/starts at lsn 8 but lsn 6 was expected/);
-    expectRecords(recovered.records, range(1, 5).map((i) => rec(i)));
-    await wal.close();
+  it('a tablet whose records do not continue its checkpoint is reported and can be repaired by a checkpoint', async () => {
+    await mkdir(logDir(dir, 0), { recursive: true });
+    // Tablet 5: lsns 1..4, then 7..8 (5 and 6 lost); tablet 6 is fine.
+    const frames = [1, 2, 3, 4, 7, 8].map((lsn, k) => encodeLogFrame(k + 1, 5, rec(lsn)));
+    frames.push(encodeLogFrame(7, 6, rec(1)));
+    await writeFile(segmentFile('seg-0000000000000001.log'), Buffer.concat(frames));
+    const { log, tablets } = await openAll([5, 6]);
+    const [five, six] = tablets as [(typeof tablets)[0], (typeof tablets)[0]];
+    expect(five.recovered.problems).toHaveLength(1);
+    expect(five.recovered.problems[0]).toMatch(/lsn 7 does not follow lsn 4/);
+    expectRecords(five.recovered.records, range(1, 4).map((i) => rec(i)));
+    expect(six.recovered.problems).toEqual([]);
+    await five.log.checkpoint(4, 1, [['r', 'c', Buffer.from('v')]]);
+    await appendAll(five.log, 5, 9);
+    await log.close();
+    const again = await openAll([5]);
+    expect(again.tablets[0]!.recovered).toMatchObject({ checkpointLsn: 4, problems: [] });
+    expectRecords(again.tablets[0]!.recovered.records, range(5, 9).map((i) => rec(i)));
+    await again.log.close();
   });
 
   it('treats a corrupt checkpoint as a hard error and removes a leftover checkpoint.tmp', async () => {
-    const { wal } = await Wal.open(dir, opts);
-    await appendAll(wal, 1, 5);
-    await wal.checkpoint(5, 1, [['a', 'b', Buffer.from('c')]]);
-    await wal.close();
-    await writeFile(path.join(dir, 'checkpoint.tmp'), 'junk');
+    const { log, tablets } = await openAll([1]);
+    await appendAll(tablets[0]!.log, 1, 5);
+    await tablets[0]!.log.checkpoint(5, 1, [['a', 'b', Buffer.from('c')]]);
+    await log.close();
+    const tdir = tabletDir(dir, 1);
+    await writeFile(path.join(tdir, 'checkpoint.tmp'), 'junk');
 
-    const ok = await Wal.open(dir, opts);
-    expect(ok.recovered.checkpointLsn).toBe(5);
-    expect(ok.recovered.records).toEqual([]);
-    await ok.wal.close();
-    expect(await readdir(dir)).not.toContain('checkpoint.tmp');
+    const ok = await openAll([1]);
+    expect(ok.tablets[0]!.recovered.checkpointLsn).toBe(5);
+    expect(ok.tablets[0]!.recovered.records).toEqual([]);
+    await ok.log.close();
+    expect(await readdir(tdir)).not.toContain('checkpoint.tmp');
 
-    const file = path.join(dir, 'checkpoint.dat');
+    const file = path.join(tdir, 'checkpoint.dat');
     const buf = await readFile(file);
     buf[buf.length - 3]! ^= 1;
     await writeFile(file, buf);
-    await expect(Wal.open(dir, opts)).rejects.toThrow(/corrupt checkpoint/);
-    await writeFile(file, buf.subarray(0, 40)); // cut short: footer missing
-    await expect(Wal.open(dir, opts)).rejects.toThrow(/corrupt checkpoint/);
+    const bad = await WorkerLog.open(options());
+    await expect(bad.openTablet(1)).rejects.toThrow(/corrupt checkpoint/);
+    await bad.close();
+    await writeFile(file, buf.subarray(0, 40)); // cut short: the header itself is torn
+    await expect(WorkerLog.open(options())).rejects.toThrow(/corrupt checkpoint/);
+  });
+
+  it('folds a tablet that is not open into a checkpoint', async () => {
+    const { log, tablets } = await openAll([1]);
+    await appendAll(tablets[0]!.log, 1, 20);
+    await tablets[0]!.log.close();
+    expect(log.heldBytes(1)).toBeGreaterThan(0);
+    await log.foldTablet(1, (r) => {
+      expect(r.records.length).toBe(20);
+      return { lsn: 20, epoch: 1, cells: [['folded', 'c', Buffer.from('v')]] };
+    });
+    expect(log.heldBytes(1)).toBe(0);
+    const t = await log.openTablet(1);
+    expect(t.recovered).toMatchObject({ checkpointLsn: 20, records: [] });
+    expect(t.recovered.cells.map(([r]) => r)).toEqual(['folded']);
+    await log.close();
+  });
+
+  it('abandon loses what was not yet written, like a crash', async () => {
+    const { log, tablets } = await openAll([1]);
+    const t = tablets[0]!.log;
+    await appendAll(t, 1, 10);
+    t.append(rec(11)); // same turn as the abandon: never written
+    await log.abandon();
+    await expect(t.whenDurable(11)).rejects.toThrow();
+    const again = await openAll([1]);
+    expectRecords(again.tablets[0]!.recovered.records, range(1, 10).map((i) => rec(i)));
+    await again.log.close();
   });
 
   it('fails fast after an I/O error', async () => {
     const problems: string[] = [];
-    const { wal } = await Wal.open(dir, { ...opts, onProblem: (m) => problems.push(m) });
-    await appendAll(wal, 1, 3);
-    // Sabotage: close the segment file underneath the WAL so the next write fails.
-    await (wal as unknown as { segment: { close(): Promise<void> } }).segment.close();
-    wal.append(rec(4));
-    wal.append(rec(5));
-    const results = await Promise.allSettled([wal.whenDurable(4), wal.whenDurable(5)]);
+    const { log, tablets } = await openAll([1], { onProblem: (m) => problems.push(m) });
+    const t = tablets[0]!.log;
+    await appendAll(t, 1, 3);
+    // Sabotage: close the segment file underneath the log so the next write fails.
+    await (log as unknown as { active: { close(): Promise<void> } }).active.close();
+    t.append(rec(4));
+    t.append(rec(5));
+    const results = await Promise.allSettled([t.whenDurable(4), t.whenDurable(5)]);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
-    expect(() => wal.append(rec(6))).toThrow(/failed/);
-    await expect(wal.whenDurable(5)).rejects.toThrow(/failed/);
-    expect(wal.durableLsn).toBe(3);
+    expect(() => t.append(rec(6))).toThrow(/failed/);
+    await expect(t.whenDurable(5)).rejects.toThrow(/failed/);
+    expect(t.durableLsn).toBe(3);
+    expect(log.failed).toBe(true);
     expect(problems).toHaveLength(1);
-    await wal.close();
+    await log.close();
   });
 
-  it('rejects bad appends without breaking the WAL', async () => {
-    const { wal } = await Wal.open(dir, { maxRecordBytes: 1000 });
-    expect(() => wal.append(rec(2))).toThrow(/not lastLsn\+1/);
-    expect(() => wal.append({ lsn: 1, epoch: 1, kind: 'put', row: 'r', col: 'c', value: Buffer.alloc(2000) })).toThrow(RangeError);
-    await expect(wal.whenDurable(1)).rejects.toThrow(/not appended/);
-    wal.append(rec(1));
-    await wal.whenDurable(1);
-    await wal.close();
-    expect(() => wal.append(rec(2))).toThrow(/closed/);
+  it('rejects bad appends without breaking the log', async () => {
+    const { log, tablets } = await openAll([1], { maxRecordBytes: 1000 });
+    const t = tablets[0]!.log;
+    expect(() => t.append(rec(2))).toThrow(/not lastLsn\+1/);
+    expect(() => t.append({ lsn: 1, epoch: 1, kind: 'put', row: 'r', col: 'c', value: Buffer.alloc(2000) })).toThrow(RangeError);
+    await expect(t.whenDurable(1)).rejects.toThrow(/not appended/);
+    t.append(rec(1));
+    await t.whenDurable(1);
+    await t.close();
+    expect(() => t.append(rec(2))).toThrow(/closed/);
+    await log.close();
   });
 });

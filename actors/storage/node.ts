@@ -2,7 +2,7 @@
 // lease), hands each worker its tablets' configurations from the map, answers control requests
 // (node_info, admin stop/restart), and supervises the tablet worker threads (a worker that dies is
 // restarted). The data path never touches the main thread: session actors talk to workers directly.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { errorReply, type NodeMetrics, type NodeStats, type Request, type TabletMap, type TabletReport } from '../../transport/messages.js';
@@ -30,6 +30,7 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
   const log = createLogger(name);
   const dataDir = join(dataRoot, name);
   mkdirSync(dataDir, { recursive: true });
+  checkLayout(dataDir, me.workerPorts.length, topo.storage.length);
   const masterEndpoint = endpoint(topo.master.host, topo.master.port);
 
   const resident = Math.max(1, Math.floor(topo.cluster.tabletsInMemory / me.workerPorts.length));
@@ -243,4 +244,25 @@ export function assignmentFor(map: TabletMap, node: string, leaseUntil: number):
     .filter((a) => a.replicas.includes(node))
     .map((a) => [a.id, { epoch: a.epoch, primary: a.primary, replicas: a.replicas, inSync: a.inSync }]);
   return { type: 'assign', configs, nodes: map.nodes, leaseUntil };
+}
+
+/**
+ * Which worker thread owns a tablet (and so which worker log holds its records) depends on the number
+ * of workers per node and of storage nodes. Refuse to start on data written under another layout
+ * rather than lose the records that sit in the other workers' logs.
+ */
+function checkLayout(dataDir: string, workers: number, nodes: number): void {
+  const file = join(dataDir, 'layout.json');
+  const want = { workers, nodes };
+  if (!existsSync(file)) {
+    writeFileSync(file, JSON.stringify(want) + '\n');
+    return;
+  }
+  const had = JSON.parse(readFileSync(file, 'utf8')) as { workers?: unknown; nodes?: unknown };
+  if (had.workers !== workers || had.nodes !== nodes) {
+    throw new Error(
+      `${dataDir} was written with ${String(had.workers)} worker threads per node and ${String(had.nodes)} storage nodes; ` +
+        `the topology now has ${workers} and ${nodes}. Tablets would move between worker logs: start with the old layout, or with an empty data directory.`,
+    );
+  }
 }

@@ -6,7 +6,8 @@
 import { errorReply, type TabletReport } from '../../transport/messages.js';
 import type { Respond } from '../../transport/rpc.js';
 import type { TabletConfig } from './replica-core.js';
-import { TabletActor, type TabletEnv, type TabletOptions, type TabletRequest } from './tablet.js';
+import { replay, TabletActor, type TabletEnv, type TabletOptions, type TabletRequest } from './tablet.js';
+import type { WorkerLog } from './worker-log.js';
 
 export class TabletHost {
   /** Resident tablets, least recently used first (Map keeps insertion order; a touch re-inserts). */
@@ -21,7 +22,15 @@ export class TabletHost {
   loads = 0;
   ops = 0;
 
-  constructor(private readonly opts: TabletOptions & { resident: number; me: string }, private readonly env: TabletEnv) {}
+  /**
+   * `opts.logBytes`: when the worker log grows beyond this, the tablets holding records in its oldest
+   * segment are checkpointed (resident ones by their actor, others folded on disk) so it can go.
+   */
+  constructor(
+    private readonly opts: TabletOptions & { resident: number; me: string; logBytes: number },
+    private readonly env: TabletEnv,
+    private readonly log: WorkerLog,
+  ) {}
 
   /** The master's view of this worker's tablets. Tablets no longer ours are closed. */
   setConfigs(configs: Map<number, TabletConfig>): void {
@@ -57,6 +66,30 @@ export class TabletHost {
   tick(): void {
     for (const a of this.actors.values()) if (a.queued < 100) a.tell({ kind: 'tick' }, true);
     this.loadLagging();
+    if (this.log.bytes > this.opts.logBytes) this.trimLog();
+  }
+
+  /** Checkpoints the tablets that keep the log's oldest segment alive. */
+  private trimLog(): void {
+    for (const id of this.log.oldestHolders()) {
+      const actor = this.actors.get(id);
+      if (actor) actor.requestCheckpoint();
+      else if (!this.closing.has(id)) this.fold(id);
+    }
+  }
+
+  /** Checkpoints a tablet that is not in memory straight from its files (a load waits for this). */
+  private fold(id: number): void {
+    const folded = this.log
+      .foldTablet(id, (recovered) => {
+        const { state, lastEpoch } = replay(id, recovered);
+        return { lsn: state.lsn, epoch: lastEpoch, cells: state.allCells() };
+      })
+      .catch((e: unknown) => this.env.log('error', `tablet ${id}: folding its log records into a checkpoint failed: ${(e as Error).message}`));
+    this.closing.set(id, folded);
+    void folded.then(() => {
+      if (this.closing.get(id) === folded) this.closing.delete(id);
+    });
   }
 
   /** A replica that is behind catches up even if nobody reads it; at most half the resident slots go to that. */
@@ -93,7 +126,7 @@ export class TabletHost {
     this.loads++;
     // A reload after a clean close (checked when the close finishes) needs no epoch renewal.
     const previous = this.closing.get(id) ?? Promise.resolve();
-    actor = new TabletActor(id, this.opts, this.env, previous, this.known.get(id)?.clean === true && !this.closing.has(id));
+    actor = new TabletActor(id, this.opts, this.env, this.log, previous, this.known.get(id)?.clean === true && !this.closing.has(id));
     const cfg = this.configs.get(id);
     if (cfg) actor.tell({ kind: 'config', cfg }, true);
     actor.tell({ kind: 'lease', until: this.leaseUntil }, true);
@@ -138,17 +171,19 @@ export class TabletHost {
     return this.actors.size;
   }
 
-  /** Closes every tablet (checkpointing them) and waits for all of it. */
+  /** Closes every tablet (checkpointing them), then the worker log, and waits for all of it. */
   async closeAll(checkpoint: boolean): Promise<void> {
     for (const id of [...this.actors.keys()]) this.evict(id, checkpoint);
     await Promise.all([...this.closing.values()]);
+    await this.log.close();
   }
 
   /** Drops every tablet as a crash would: nothing is checkpointed, unsynced appends are lost. */
   async crashAll(): Promise<void> {
+    const abandoned = this.log.abandon(); // first: drops what is not written yet, at once
     const all = [...this.actors.values()];
     this.actors.clear();
-    await Promise.all([...all.map((a) => a.crash()), ...this.closing.values()]);
+    await Promise.all([...all.map((a) => a.crash()), ...this.closing.values(), abandoned]);
   }
 }
 

@@ -1,16 +1,15 @@
 // The tablet actor: the I/O edge of ReplicaCore for one tablet on one node. It owns the tablet's
-// write-ahead log (Wal) and feeds the core one message at a time: requests from clients, peers and
+// records in the worker's shared log (a TabletLog) and feeds the core one message at a time: requests from clients, peers and
 // the master, "durable up to n" notices from the log, configuration and lease updates, ticks. It
 // carries out the core's effects: log appends (group-committed), snapshot installs, replies, and
 // messages to peer tablets and the master.
-import { join } from 'node:path';
 import { errorReply, type CatchupRep, type CatchupReq, type DataRequest, type DropReq, type InSyncReq, type PositionReq, type Reply, type ReplAckRep, type ReplReq } from '../../transport/messages.js';
 import type { Respond } from '../../transport/rpc.js';
 import { Actor } from '../actor.js';
 import { monoNow } from '../clock.js';
 import { ReplicaCore, type CoreOptions, type Effect, type Input, type TabletConfig } from './replica-core.js';
 import { TabletState } from './tablet-state.js';
-import { Wal } from './wal.js';
+import type { Recovered, TabletLog, WorkerLog } from './worker-log.js';
 
 /** What a tablet actor needs from its worker: sockets to peers and to the master. */
 export interface TabletEnv {
@@ -20,8 +19,7 @@ export interface TabletEnv {
 }
 
 export interface TabletOptions {
-  dir: string; // the node's data directory; this tablet lives in dir/tablet-<id>
-  maxRecordBytes: number;
+  /** A tablet whose records in the log exceed this is checkpointed. */
   checkpointBytes: number;
   mailbox: number;
   core: Omit<CoreOptions, 'tablet'>;
@@ -43,13 +41,21 @@ export type TabletMsg =
 
 type Phase = 'loading' | 'serving' | 'failed' | 'closed';
 
-export function tabletDir(dataDir: string, id: number): string {
-  return join(dataDir, `tablet-${String(id).padStart(4, '0')}`);
+/** A tablet's state from its checkpoint and log records; lastEpoch is the epoch of the last record. */
+export function replay(id: number, recovered: Recovered): { state: TabletState; lastEpoch: number } {
+  const state = new TabletState(id, recovered.checkpointLsn, Math.max(1, recovered.checkpointEpoch));
+  for (const [row, col, value] of recovered.cells) state.putCell(row, col, value);
+  let lastEpoch = recovered.checkpointEpoch;
+  for (const rec of recovered.records) {
+    state.apply(rec);
+    lastEpoch = rec.epoch;
+  }
+  return { state, lastEpoch };
 }
 
 export class TabletActor extends Actor<TabletMsg> {
   private core: ReplicaCore | null = null;
-  private wal: Wal | null = null;
+  private wal: TabletLog | null = null;
   private phase: Phase = 'loading';
   private checkpointQueued = false;
   private readonly loaded: Promise<void>;
@@ -63,6 +69,7 @@ export class TabletActor extends Actor<TabletMsg> {
     readonly id: number,
     private readonly opts: TabletOptions,
     private readonly env: TabletEnv,
+    private readonly workerLog: WorkerLog,
     after: Promise<void> = Promise.resolve(),
     private readonly cleanReload = false,
   ) {
@@ -95,16 +102,22 @@ export class TabletActor extends Actor<TabletMsg> {
 
   private async load(): Promise<void> {
     const started = Date.now();
-    const { wal, recovered } = await Wal.open(tabletDir(this.opts.dir, this.id), {
-      maxRecordBytes: this.opts.maxRecordBytes,
-      onProblem: (m) => this.env.log('warn', `tablet ${this.id}: ${m}`),
-    });
-    const state = new TabletState(this.id, recovered.checkpointLsn, Math.max(1, recovered.checkpointEpoch));
-    for (const [row, col, value] of recovered.cells) state.putCell(row, col, value);
-    let lastEpoch = recovered.checkpointEpoch;
-    for (const rec of recovered.records) {
-      state.apply(rec);
-      lastEpoch = rec.epoch;
+    const { log: wal, recovered } = await this.workerLog.openTablet(this.id);
+    try {
+      await this.build(wal, recovered, started);
+    } catch (e) {
+      wal.abandon();
+      throw e;
+    }
+  }
+
+  private async build(wal: TabletLog, recovered: Recovered, started: number): Promise<void> {
+    const { state, lastEpoch } = replay(this.id, recovered);
+    if (recovered.problems.length > 0) {
+      // Records were lost (damage in the log): a checkpoint now makes the log forget what is past the
+      // gap, so that records appended from here on are never cut off by it again at the next recovery.
+      await wal.checkpoint(state.lsn, lastEpoch, state.allCells());
+      this.env.log('warn', `tablet ${this.id}: repaired by a checkpoint at lsn ${state.lsn} (${recovered.problems.join('; ')})`);
     }
     this.core = new ReplicaCore({ ...this.opts.core, tablet: this.id }, { state, lastEpoch, clean: this.cleanReload && recovered.problems.length === 0 });
     this.wal = wal;
@@ -152,8 +165,8 @@ export class TabletActor extends Actor<TabletMsg> {
         this.flushScheduled = false;
         return this.feed({ kind: 'flush' });
       case 'checkpoint':
-        this.checkpointQueued = false;
-        return this.checkpoint();
+        // Still "queued" while it runs: asking again meanwhile would only repeat it.
+        return this.checkpoint().finally(() => (this.checkpointQueued = false));
     }
   }
 
@@ -263,10 +276,15 @@ export class TabletActor extends Actor<TabletMsg> {
     this.responders.clear();
   }
 
+  /** Asks for a checkpoint (the worker log needs this tablet's old records gone); no-op if one is queued. */
+  requestCheckpoint(): void {
+    if (!this.checkpointQueued && this.phase !== 'closed' && this.phase !== 'failed') this.checkpointQueued = this.tell({ kind: 'checkpoint' }, true);
+  }
+
   private async checkpoint(): Promise<void> {
     const wal = this.wal;
     const core = this.core;
-    if (this.phase !== 'serving' || wal === null || core === null) return;
+    if (this.phase !== 'serving' || wal === null || core === null || wal.bytesSinceCheckpoint === 0) return;
     const started = Date.now();
     await wal.whenDurable(core.lsn);
     await wal.checkpoint(core.lsn, core.epoch, core.tablet.allCells());
@@ -309,12 +327,14 @@ export class TabletActor extends Actor<TabletMsg> {
     const wal = this.wal;
     this.wal = null;
     await this.loaded.catch(() => undefined);
-    await (wal ?? this.wal)?.abandon();
+    (wal ?? this.wal)?.abandon();
   }
 
   protected override crashed(error: unknown, msg: TabletMsg): void {
     this.env.log('error', `tablet ${this.id} crashed on ${msg.kind}: ${(error as Error).stack ?? error}`);
     this.phase = 'failed';
+    this.wal?.abandon(); // the mailbox is stopped: nothing else would let the tablet be opened again
+    this.wal = null;
     if (msg.kind === 'request') msg.respond(errorReply('internal', `tablet ${this.id} failed`));
     if (msg.kind === 'close') msg.done();
   }

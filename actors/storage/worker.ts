@@ -9,6 +9,7 @@ import { createLogger } from '../log.js';
 import type { TabletConfig } from './replica-core.js';
 import { OpMeter, type MeterSnapshot } from './op-meter.js';
 import { TabletHost } from './tablet-host.js';
+import { WorkerLog } from './worker-log.js';
 
 export interface WorkerConfig {
   node: string;
@@ -60,13 +61,32 @@ function client(ep: string): RpcClient {
   return c;
 }
 
+// The worker's log, shared by its tablets. If it cannot be opened or fails later, the worker exits
+// (fail fast) and the node restarts it, which recovers from disk.
+let workerLog: WorkerLog;
+try {
+  workerLog = await WorkerLog.open({
+    dataDir: cfg.dataDir,
+    worker: cfg.index,
+    owns: (t) => workerIndex(t, cfg.workers, cfg.nodes) === cfg.index,
+    maxRecordBytes: cfg.maxMessageBytes,
+    segmentBytes: Math.max(1 << 20, Math.floor(cfg.checkpointBytes / 4)),
+    onProblem: (m) => {
+      log.error(m);
+      if (workerLog?.failed) process.exit(1);
+    },
+  });
+} catch (e) {
+  port.postMessage({ type: 'fatal', message: `cannot open the log of worker ${cfg.index}: ${(e as Error).message}` } satisfies FromWorker);
+  process.exit(1);
+}
+
 const host = new TabletHost(
   {
     me: cfg.node,
-    dir: cfg.dataDir,
     resident: cfg.resident,
-    maxRecordBytes: cfg.maxMessageBytes,
     checkpointBytes: cfg.checkpointBytes,
+    logBytes: 2 * cfg.checkpointBytes,
     mailbox: 10_000,
     core: {
       me: cfg.node,
@@ -94,6 +114,7 @@ const host = new TabletHost(
     },
     log: (level, msg) => log[level](msg),
   },
+  workerLog,
 );
 
 function handle(req: Request, respond: Respond): void {

@@ -1,0 +1,669 @@
+/**
+ * The write-ahead log of one worker thread, shared by all of its tablets (as a region server's log is
+ * shared by its regions): one write + flush per turn of the event loop carries the records of every
+ * tablet that wrote in that turn, instead of one flush per tablet.
+ *
+ * Files (in the node's data directory):
+ *   log-<worker>/seg-<first seq, 16 digits>.log   log segments; inside a segment sequence numbers are
+ *                                                 consecutive; a later segment starts above the end of
+ *                                                 the one before (a gap is allowed, an overlap is not)
+ *   tablet-<id>/checkpoint.dat                    a tablet's full state (see wal.ts), with `logMark`
+ *
+ * A log frame (wal.ts) carries the log's sequence number (seq) and the payload
+ * CBOR [tablet, lsn, epoch, put?1:0, row, col, value]. Each tablet's lsns are its own and consecutive.
+ *
+ * Recovery of tablet T = T's checkpoint (lsn L, logMark M) + T's records with seq > M, which must
+ * continue at lsn L+1 without a gap. A checkpoint is written with M = the log's durable position after
+ * T's own records are durable, and T appends nothing while it is written; so M covers every record of
+ * T up to L (including, for an installed snapshot, a diverged tail it replaces) and nothing after.
+ *
+ * Invariants:
+ * - A record is acknowledged (whenDurable resolves) only after the write that holds it returned
+ *   (segments are opened O_DSYNC: a returned write is on disk).
+ * - seq never goes backwards, across restarts too: a new log continues above the last record found
+ *   and above every checkpoint's mark.
+ * - A segment is deleted only when no tablet needs any record in it (every tablet's first record after
+ *   its checkpoint lies in a later segment); the active segment is never deleted.
+ * - Recovery stops at the first torn or corrupt frame: the segment is cut there and later segments are
+ *   deleted; nothing after a bad frame is applied. A tablet whose records do not continue its
+ *   checkpoint (records lost) is reported; it is repaired by a checkpoint as soon as it loads.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  CHECKPOINT_TMP,
+  decodeLogPayload,
+  encodeLogFrame,
+  errorMessage,
+  FRAME_HEADER_BYTES,
+  listSegments,
+  readCheckpointFile,
+  readCheckpointHeader,
+  scanFile,
+  segmentName,
+  syncDir,
+  unlinkIfExists,
+  writeAll,
+  writeCheckpointFile,
+  type LogRecord,
+  type Segment,
+} from './wal.js';
+
+export function tabletDir(dataDir: string, id: number): string {
+  return join(dataDir, `tablet-${String(id).padStart(4, '0')}`);
+}
+
+export function logDir(dataDir: string, worker: number): string {
+  return join(dataDir, `log-${worker}`);
+}
+
+export interface WorkerLogOptions {
+  dataDir: string;
+  worker: number;
+  /** Which tablets this worker owns (their checkpoints bound the log's sequence numbers). */
+  owns: (tablet: number) => boolean;
+  /**
+   * Largest encoded record payload that append accepts and recovery believes; i.e. max value size +
+   * max row/col sizes + some slack.
+   */
+  maxRecordBytes: number;
+  /** The active segment is closed and a new one started beyond this many bytes. */
+  segmentBytes: number;
+  /** Told about every recovery problem and about an I/O failure of the log. */
+  onProblem?: (msg: string) => void;
+}
+
+export interface Recovered {
+  checkpointLsn: number;
+  checkpointEpoch: number;
+  cells: Array<[row: string, col: string, value: Uint8Array]>;
+  records: LogRecord[];
+  /** Non-empty: the tablet lost records (or the log had damage that touched it); checkpoint it before use. */
+  problems: string[];
+}
+
+/** What the log holds for a tablet beyond its checkpoint. */
+interface Held {
+  firstSeq: number;
+  bytes: number;
+}
+
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+interface LiveSegment extends Segment {
+  bytes: number;
+}
+
+/** Segments are written with O_DSYNC: every write is durable (like write + fdatasync) when it returns. */
+const SEGMENT_NEW = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_DSYNC;
+const SEGMENT_APPEND = fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_DSYNC;
+
+/** Upper bound on bytes handed to one write; the rest waits for the next round. */
+const MAX_FLUSH_BYTES = 8 << 20;
+
+export class WorkerLog {
+  private lastSeq: number;
+  private _durableSeq: number;
+  private handedSeq: number;
+  /** Frames appended but not yet handed to the writer; queue[0] has seq handedSeq+1. */
+  private queue: Buffer[] = [];
+  private waiters: Waiter[] = [];
+  private flushScheduled = false;
+  private flushing: Promise<void> | null = null;
+  private failure: Error | null = null;
+  private closing = false;
+  private closed = false;
+  private syncs = 0;
+  /** File operations other than appends (segment deletion), one at a time. */
+  private fileOps: Promise<void> = Promise.resolve();
+  private readonly held = new Map<number, Held>();
+  /** Records found at start-up for tablets not loaded since, and why some tablets need repair. */
+  private readonly backlog = new Map<number, LogRecord[]>();
+  private readonly damaged = new Map<number, string>();
+  private readonly openTablets = new Set<number>();
+
+  private constructor(
+    private readonly dir: string,
+    private readonly opts: WorkerLogOptions,
+    private readonly segments: LiveSegment[],
+    private active: FileHandle,
+    lastSeq: number,
+  ) {
+    this.lastSeq = this._durableSeq = this.handedSeq = lastSeq;
+  }
+
+  /** Opens (creating if needed) the worker's log and recovers it: what every tablet still needs from it. */
+  static async open(opts: WorkerLogOptions): Promise<WorkerLog> {
+    const dir = logDir(opts.dataDir, opts.worker);
+    await mkdir(dir, { recursive: true });
+    const report = (msg: string): void => opts.onProblem?.(`log-${opts.worker}: ${msg}`);
+    const marks = await ownedCheckpointMarks(opts);
+    const found = await recoverLog(dir, marks, opts.maxRecordBytes, report);
+    const maxMark = Math.max(0, ...[...marks.values()].map((m) => m.logMark));
+    // Continue in the last segment if nothing must be skipped; otherwise start a new one above both.
+    const last = found.segments.at(-1);
+    let active: FileHandle;
+    let lastSeq = found.lastSeq;
+    if (last && found.lastSeq >= maxMark) {
+      active = await open(last.file, SEGMENT_APPEND);
+    } else {
+      lastSeq = Math.max(found.lastSeq, maxMark);
+      const file = join(dir, segmentName(lastSeq + 1));
+      active = await open(file, SEGMENT_NEW);
+      await syncDir(dir);
+      found.segments.push({ start: lastSeq + 1, file, bytes: 0 });
+    }
+    const log = new WorkerLog(dir, opts, found.segments, active, lastSeq);
+    for (const [tablet, t] of found.tablets) {
+      log.held.set(tablet, { firstSeq: t.firstSeq, bytes: t.bytes });
+      log.backlog.set(tablet, t.records);
+      if (t.problem) log.damaged.set(tablet, t.problem);
+    }
+    return log;
+  }
+
+  get durableSeq(): number {
+    return this._durableSeq;
+  }
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+  /** Log writes (each one a flush) so far. */
+  get syncCount(): number {
+    return this.syncs;
+  }
+  /** Bytes in all segments. */
+  get bytes(): number {
+    let n = 0;
+    for (const s of this.segments) n += s.bytes;
+    return n;
+  }
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+  /** Bytes of `tablet`'s records beyond its checkpoint. */
+  heldBytes(tablet: number): number {
+    return this.held.get(tablet)?.bytes ?? 0;
+  }
+  isOpen(tablet: number): boolean {
+    return this.openTablets.has(tablet);
+  }
+
+  /** Tablets with records in the oldest segment: checkpointing them lets it be deleted. Empty when there is one segment. */
+  oldestHolders(): number[] {
+    if (this.segments.length < 2) return [];
+    const end = this.segments[1]!.start;
+    const out: number[] = [];
+    for (const [t, h] of this.held) if (h.firstSeq < end) out.push(t);
+    return out;
+  }
+
+  /**
+   * Opens a tablet: its checkpoint plus its records from the log. One incarnation at a time; the
+   * returned TabletLog is how it appends from then on.
+   */
+  async openTablet(tablet: number): Promise<{ log: TabletLog; recovered: Recovered }> {
+    this.assertUsable('openTablet');
+    if (this.openTablets.has(tablet)) throw new Error(`tablet ${tablet} is already open`);
+    this.openTablets.add(tablet);
+    try {
+      const recovered = await this.recoverTablet(tablet);
+      const lastLsn = recovered.records.at(-1)?.lsn ?? recovered.checkpointLsn;
+      return { log: new TabletLog(this, tablet, lastLsn), recovered };
+    } catch (e) {
+      this.openTablets.delete(tablet);
+      throw e;
+    }
+  }
+
+  /**
+   * Folds a tablet that is not open into a fresh checkpoint (its checkpoint plus its log records), so
+   * that the log no longer holds anything for it. `apply` replays records onto the checkpoint's cells.
+   */
+  async foldTablet(tablet: number, apply: (r: Recovered) => { lsn: number; epoch: number; cells: Iterable<[string, string, Uint8Array]> }): Promise<void> {
+    if (!this.held.has(tablet)) return;
+    const { log, recovered } = await this.openTablet(tablet);
+    try {
+      const s = apply(recovered);
+      await this.checkpointTablet(tablet, s.lsn, s.epoch, s.cells);
+    } finally {
+      log.release();
+    }
+  }
+
+  private async recoverTablet(tablet: number): Promise<Recovered> {
+    const dir = tabletDir(this.opts.dataDir, tablet);
+    await unlinkIfExists(join(dir, CHECKPOINT_TMP)).catch(() => undefined);
+    const checkpoint = await readCheckpointFile(dir, this.opts.maxRecordBytes);
+    const base = { lsn: checkpoint?.lsn ?? 0, mark: checkpoint?.logMark ?? 0 };
+    const problems: string[] = [];
+    let records: LogRecord[] = [];
+    if (this.held.has(tablet)) {
+      const backlog = this.backlog.get(tablet);
+      this.backlog.delete(tablet);
+      const damage = this.damaged.get(tablet);
+      this.damaged.delete(tablet);
+      if (damage) problems.push(damage);
+      if (backlog) records = backlog;
+      else {
+        const scanned = await this.scanTablet(tablet, base.mark);
+        records = scanned.records;
+        if (scanned.problem) problems.push(scanned.problem);
+      }
+      const cut = consecutiveFrom(records, base.lsn + 1);
+      if (cut < records.length) {
+        problems.push(`tablet ${tablet}: record lsn ${records[cut]!.lsn} does not follow lsn ${cut > 0 ? records[cut - 1]!.lsn : base.lsn}; ${records.length - cut} records dropped`);
+        records = records.slice(0, cut);
+      }
+    }
+    for (const p of problems) this.opts.onProblem?.(p);
+    return { checkpointLsn: base.lsn, checkpointEpoch: checkpoint?.epoch ?? 0, cells: checkpoint?.cells ?? [], records, problems };
+  }
+
+  /** Reads `tablet`'s records above `mark` back from the segments (a reload without a checkpoint: rare). */
+  private async scanTablet(tablet: number, mark: number): Promise<{ records: LogRecord[]; problem?: string }> {
+    await this.whenDurable(this.lastSeq);
+    const from = Math.max(mark + 1, this.held.get(tablet)?.firstSeq ?? Infinity);
+    const records: LogRecord[] = [];
+    const segs = this.segments.filter((s, i) => (this.segments[i + 1]?.start ?? Infinity) > from);
+    for (const seg of segs) {
+      const fh = await open(seg.file, 'r');
+      try {
+        const scan = await scanFile(fh, seg.bytes, { expectFirstLsn: seg.start, maxPayload: this.opts.maxRecordBytes }, (seq, payload) => {
+          if (seq < from) return;
+          const r = decodeLogPayload(payload);
+          if (r.tablet === tablet) records.push(r.rec);
+        });
+        if (scan.problem) return { records, problem: `tablet ${tablet}: reading back ${seg.file}: ${scan.problem}` };
+      } finally {
+        await fh.close();
+      }
+    }
+    return { records };
+  }
+
+  // -- appends (through TabletLog) ------------------------------------------------------------
+
+  /** @internal Buffers a record for the next group commit; returns its position. */
+  append(tablet: number, rec: LogRecord): { seq: number; bytes: number } {
+    this.assertUsable('append');
+    const seq = this.lastSeq + 1;
+    const frame = encodeLogFrame(seq, tablet, rec);
+    const payloadBytes = frame.length - FRAME_HEADER_BYTES;
+    if (payloadBytes > this.opts.maxRecordBytes) {
+      throw new RangeError(`append: record of ${payloadBytes} bytes exceeds maxRecordBytes ${this.opts.maxRecordBytes}`);
+    }
+    this.queue.push(frame);
+    this.lastSeq = seq;
+    const h = this.held.get(tablet);
+    if (h) h.bytes += frame.length;
+    else this.held.set(tablet, { firstSeq: seq, bytes: frame.length });
+    this.scheduleFlush();
+    return { seq, bytes: frame.length };
+  }
+
+  /** Resolves once durableSeq >= seq; rejects if the log failed or was closed first. */
+  whenDurable(seq: number): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (seq <= this._durableSeq) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error('worker log closed'));
+    return new Promise((resolve, reject) => addWaiter(this.waiters, { seq, resolve, reject }));
+  }
+
+  /**
+   * Writes `tablet`'s checkpoint as of (lsn, epoch). The caller guarantees that the tablet's records
+   * up to lsn are durable and that it appends nothing until this returns. Afterwards the log holds
+   * nothing for the tablet, and old segments nobody needs are deleted.
+   */
+  async checkpointTablet(tablet: number, lsn: number, epoch: number, cells: Iterable<[string, string, Uint8Array]>): Promise<void> {
+    this.assertUsable('checkpoint');
+    const logMark = this._durableSeq;
+    const dir = tabletDir(this.opts.dataDir, tablet);
+    await mkdir(dir, { recursive: true });
+    await writeCheckpointFile(dir, { lsn, epoch, logMark }, cells, this.opts.maxRecordBytes);
+    const h = this.held.get(tablet);
+    if (h && h.firstSeq <= logMark) this.held.delete(tablet); // (records after the mark would be a caller bug)
+    this.backlog.delete(tablet);
+    this.damaged.delete(tablet);
+    await this.deleteUnneededSegments();
+  }
+
+  /** @internal A TabletLog closed: the tablet may be opened again. */
+  release(tablet: number): void {
+    this.openTablets.delete(tablet);
+  }
+
+  /**
+   * Behaves like a crash: what is appended but not yet written is lost; a write already in progress
+   * finishes (so it cannot land after a successor reopened the files).
+   */
+  async abandon(): Promise<void> {
+    this.closing = true;
+    this.queue = [];
+    this.lastSeq = this.handedSeq;
+    await this.flushing;
+    await this.fileOps;
+    this.closed = true;
+    rejectAll(this.waiters, new Error('worker log abandoned'));
+    await this.active.close().catch(() => undefined);
+  }
+
+  /** Writes everything appended, waits for it, and closes the files. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (!this.failure) await this.whenDurable(this.lastSeq).catch(() => undefined);
+    await this.flushing;
+    await this.fileOps;
+    this.closed = true;
+    rejectAll(this.waiters, this.failure ?? new Error('worker log closed'));
+    await this.active.close().catch(() => undefined);
+  }
+
+  // -- group commit ---------------------------------------------------------------------------
+
+  /** Starts a flush on the next turn (so every append of this turn shares it) unless one is pending or running. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.flushing) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.startFlush();
+    });
+  }
+
+  private startFlush(): void {
+    if (this.flushing || this.failure || this.queue.length === 0) return;
+    let n = 0;
+    let bytes = 0;
+    while (n < this.queue.length && (n === 0 || bytes + this.queue[n]!.length <= MAX_FLUSH_BYTES)) {
+      bytes += this.queue[n]!.length;
+      n++;
+    }
+    const frames = this.queue.splice(0, n);
+    this.handedSeq += n;
+    this.flushing = this.writeAndSync(n === 1 ? frames[0]! : Buffer.concat(frames, bytes), this.handedSeq);
+  }
+
+  private async writeAndSync(data: Buffer, lastSeq: number): Promise<void> {
+    try {
+      await writeAll(this.active, data);
+      this.segments.at(-1)!.bytes += data.length;
+      if (this.segments.at(-1)!.bytes >= this.opts.segmentBytes) await this.rotate(lastSeq + 1);
+    } catch (e) {
+      this.flushing = null;
+      this.fail(e);
+      return;
+    }
+    this.syncs++;
+    this.flushing = null;
+    this._durableSeq = lastSeq;
+    resolveUpTo(this.waiters, lastSeq);
+    this.startFlush(); // whatever accumulated meanwhile
+  }
+
+  /** Starts a new active segment at `start` (between writes, so no append is in flight). */
+  private async rotate(start: number): Promise<void> {
+    const file = join(this.dir, segmentName(start));
+    const fh = await open(file, SEGMENT_NEW);
+    await syncDir(this.dir);
+    const old = this.active;
+    this.active = fh;
+    this.segments.push({ start, file, bytes: 0 });
+    await old.close();
+  }
+
+  /** Deletes old segments no tablet needs any more (oldest first, never the active one). */
+  private deleteUnneededSegments(): Promise<void> {
+    const run = this.fileOps.then(async () => {
+      let needFrom = Infinity;
+      for (const h of this.held.values()) needFrom = Math.min(needFrom, h.firstSeq);
+      let deleted = 0;
+      while (this.segments.length > 1 && this.segments[1]!.start <= needFrom) {
+        await unlink(this.segments[0]!.file);
+        this.segments.shift();
+        deleted++;
+      }
+      if (deleted > 0) await syncDir(this.dir);
+    });
+    this.fileOps = run.catch((e: unknown) => this.fail(e));
+    return this.fileOps;
+  }
+
+  /** Enters the failed state: every waiter and every later call is rejected. */
+  private fail(e: unknown): void {
+    if (this.failure) return;
+    this.failure = new Error(`worker log ${this.dir} failed: ${errorMessage(e)}`, { cause: e });
+    this.queue = [];
+    this.opts.onProblem?.(this.failure.message);
+    rejectAll(this.waiters, this.failure);
+  }
+
+  private assertUsable(op: string): void {
+    if (this.failure) throw this.failure;
+    if (this.closing) throw new Error(`${op}: worker log closed`);
+  }
+}
+
+/**
+ * One tablet's view of the worker log, with the interface of a private log: consecutive lsns,
+ * "durable up to lsn", checkpoint, install (replace everything by a snapshot), close, abandon.
+ */
+export class TabletLog {
+  private _lastLsn: number;
+  /** Known durable up to here; seqs[k] is the log position of lsn durLsn + 1 + k. */
+  private durLsn: number;
+  private seqs: number[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly log: WorkerLog,
+    readonly tablet: number,
+    lastLsn: number,
+  ) {
+    this._lastLsn = this.durLsn = lastLsn;
+  }
+
+  get lastLsn(): number {
+    return this._lastLsn;
+  }
+  get durableLsn(): number {
+    const durableSeq = this.log.durableSeq;
+    let n = 0;
+    while (n < this.seqs.length && this.seqs[n]! <= durableSeq) n++;
+    if (n > 0) {
+      this.seqs.splice(0, n);
+      this.durLsn += n;
+    }
+    return this.durLsn;
+  }
+  get failed(): boolean {
+    return this.log.failed;
+  }
+  get bytesSinceCheckpoint(): number {
+    return this.log.heldBytes(this.tablet);
+  }
+  get syncCount(): number {
+    return this.log.syncCount;
+  }
+
+  /** Buffers a record for the next group commit. rec.lsn must be lastLsn+1. Does not wait. */
+  append(rec: LogRecord): void {
+    if (this.closed) throw new Error(`append: tablet ${this.tablet}'s log is closed`);
+    if (rec.lsn !== this._lastLsn + 1) throw new Error(`append: lsn ${rec.lsn} is not lastLsn+1 (${this._lastLsn + 1})`);
+    const { seq } = this.log.append(this.tablet, rec);
+    this.seqs.push(seq);
+    this._lastLsn = rec.lsn;
+  }
+
+  /** Resolves once every record up to lsn is durable. */
+  whenDurable(lsn: number): Promise<void> {
+    if (this.log.failed) return this.log.whenDurable(Infinity);
+    if (lsn <= this.durableLsn) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error(`tablet ${this.tablet}'s log is closed`));
+    if (lsn > this._lastLsn) return Promise.reject(new RangeError(`whenDurable(${lsn}): not appended yet (lastLsn ${this._lastLsn})`));
+    return this.log.whenDurable(this.seqs[lsn - this.durLsn - 1]!);
+  }
+
+  /** Checkpoints the tablet's state as of `lsn` (which must be lastLsn; nothing may be appended until it returns). */
+  async checkpoint(lsn: number, epoch: number, cells: Iterable<[string, string, Uint8Array]>): Promise<void> {
+    if (this.closed) throw new Error(`checkpoint: tablet ${this.tablet}'s log is closed`);
+    if (lsn !== this._lastLsn) throw new Error(`checkpoint: lsn ${lsn} is not lastLsn (${this._lastLsn})`);
+    await this.whenDurable(lsn);
+    await this.log.checkpointTablet(this.tablet, lsn, epoch, cells);
+  }
+
+  /**
+   * Replaces the tablet's durable state by a snapshot as of (lsn, epoch), whatever its log held before
+   * (a replica whose log diverged, or fell behind the primary's memory).
+   */
+  async install(lsn: number, epoch: number, cells: Iterable<[string, string, Uint8Array]>): Promise<void> {
+    if (this.closed) throw new Error(`install: tablet ${this.tablet}'s log is closed`);
+    await this.whenDurable(this._lastLsn);
+    await this.log.checkpointTablet(this.tablet, lsn, epoch, cells);
+    this._lastLsn = this.durLsn = lsn;
+    this.seqs = [];
+  }
+
+  /** Waits for what was appended, then closes this tablet's view (the worker log stays open). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (!this.log.failed) await this.whenDurable(this._lastLsn).catch(() => undefined);
+    this.release();
+  }
+
+  /** A crash of the tablet: stops using the log at once (the worker log decides what was written). */
+  abandon(): void {
+    this.release();
+  }
+
+  /** @internal */
+  release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.log.release(this.tablet);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recovery of the log at start-up
+// ---------------------------------------------------------------------------------------------
+
+interface TabletFound {
+  firstSeq: number;
+  bytes: number;
+  records: LogRecord[];
+  problem?: string;
+}
+
+/** Checkpoint headers of the tablets this worker owns that have a directory. */
+async function ownedCheckpointMarks(opts: WorkerLogOptions): Promise<Map<number, { lsn: number; logMark: number }>> {
+  const marks = new Map<number, { lsn: number; logMark: number }>();
+  for (const name of await readdir(opts.dataDir)) {
+    const m = /^tablet-(\d{4,})$/.exec(name);
+    if (!m || !opts.owns(Number(m[1]))) continue;
+    const head = await readCheckpointHeader(join(opts.dataDir, name));
+    if (head) marks.set(Number(m[1]), head);
+  }
+  return marks;
+}
+
+/**
+ * Reads every segment in order and collects, per tablet, the records its checkpoint does not cover.
+ * At the first bad frame the segment is cut to its valid prefix (and synced) and later segments are
+ * deleted; a segment that overlaps the one before is treated the same way.
+ */
+async function recoverLog(
+  dir: string,
+  marks: Map<number, { lsn: number; logMark: number }>,
+  maxPayload: number,
+  report: (msg: string) => void,
+): Promise<{ segments: LiveSegment[]; lastSeq: number; tablets: Map<number, TabletFound> }> {
+  const segs = await listSegments(dir);
+  const out: LiveSegment[] = [];
+  const tablets = new Map<number, TabletFound>();
+  let lastSeq = 0;
+  for (let i = 0; i < segs.length; i++) {
+    const seg = segs[i]!;
+    let problem: string | undefined;
+    if (seg.start <= lastSeq) problem = `${seg.file} starts at ${seg.start}, inside the segment before (which ends at ${lastSeq})`;
+    else {
+      const fh = await open(seg.file, 'r+');
+      try {
+        const size = (await fh.stat()).size;
+        const scan = await scanFile(fh, size, { expectFirstLsn: seg.start, maxPayload }, (seq, payload, frameBytes) => {
+          const { tablet, rec } = decodeLogPayload(payload);
+          if (seq <= (marks.get(tablet)?.logMark ?? 0)) return;
+          let t = tablets.get(tablet);
+          if (!t) tablets.set(tablet, (t = { firstSeq: seq, bytes: 0, records: [] }));
+          t.bytes += frameBytes;
+          t.records.push(rec);
+        });
+        lastSeq = scan.lastLsn ?? seg.start - 1;
+        out.push({ ...seg, bytes: scan.validBytes });
+        if (scan.problem) {
+          await fh.truncate(scan.validBytes);
+          await fh.sync();
+          problem = `${seg.file}: ${scan.problem}; truncated from ${size} to ${scan.validBytes} bytes`;
+        }
+      } finally {
+        await fh.close();
+      }
+    }
+    if (problem) {
+      const later = segs.slice(i + (out.at(-1)?.start === seg.start ? 1 : 0));
+      for (const s of later) await unlink(s.file);
+      if (later.length > 0) await syncDir(dir);
+      report(later.length > 0 ? `${problem}; deleted ${later.map((s) => s.file).join(', ')}` : problem);
+      break;
+    }
+  }
+  // A tablet's records must continue its checkpoint; where they do not, keep the prefix and say so.
+  for (const [tablet, t] of tablets) {
+    const base = marks.get(tablet)?.lsn ?? 0;
+    const cut = consecutiveFrom(t.records, base + 1);
+    if (cut < t.records.length) {
+      t.problem = `tablet ${tablet}: log record lsn ${t.records[cut]!.lsn} does not follow lsn ${cut > 0 ? t.records[cut - 1]!.lsn : base} (records lost); ${t.records.length - cut} later records dropped`;
+      t.records = t.records.slice(0, cut);
+      report(t.problem);
+    }
+  }
+  return { segments: out, lastSeq, tablets };
+}
+
+/** How many of `records` have lsns first, first+1, ... */
+function consecutiveFrom(records: LogRecord[], first: number): number {
+  let n = 0;
+  while (n < records.length && records[n]!.lsn === first + n) n++;
+  return n;
+}
+
+function addWaiter(ws: Waiter[], w: Waiter): void {
+  if (ws.length === 0 || ws[ws.length - 1]!.seq <= w.seq) {
+    ws.push(w);
+    return;
+  }
+  let lo = 0;
+  let hi = ws.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ws[mid]!.seq <= w.seq) lo = mid + 1;
+    else hi = mid;
+  }
+  ws.splice(lo, 0, w);
+}
+
+function resolveUpTo(ws: Waiter[], seq: number): void {
+  let n = 0;
+  while (n < ws.length && ws[n]!.seq <= seq) n++;
+  for (const w of ws.splice(0, n)) w.resolve();
+}
+
+function rejectAll(ws: Waiter[], err: Error): void {
+  for (const w of ws.splice(0)) w.reject(err);
+}
