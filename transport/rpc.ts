@@ -1,9 +1,27 @@
 // Request/reply over ZeroMQ: RpcServer (ROUTER) and RpcClient (DEALER).
 // Every request has an id and a deadline; outstanding requests and frame sizes are bounded;
 // a malformed frame is counted and answered with an error (or dropped) and never throws.
+//
+// Framing. A frame is one encoded request or reply (`encodeFrame(id, body)`, transport/codec.ts), and
+// one zmq message carries one or more frames, each in its own part:
+//   client -> server   DEALER sends [frame, frame, ...]; the ROUTER reads [identity, frame, frame, ...]
+//   server -> client   ROUTER sends [identity, reply, reply, ...]; the DEALER reads [reply, reply, ...]
+// Each part is handled on its own and in order, exactly as if it had come alone (decoded, validated,
+// answered, counted in the stats); replies match requests by id, never by position. The send loops
+// write whatever is queued when they run as one message, at most MAX_FRAMES_PER_MESSAGE frames and
+// about MAX_BYTES_PER_MESSAGE (or maxMessageBytes, if smaller) per message; a bigger frame goes alone.
+// The server groups queued replies by the requester's identity, keeping their order. A send starts on
+// the next tick after the first frame is queued, so all the frames produced in one turn of the event
+// loop (every request read in it, a group commit's acknowledgements) share a message: one zmq send and
+// one receive per batch instead of per frame. Size limits (zmq's maxMessageSize, maxMessageBytes)
+// apply to each part; the server handles at most MAX_FRAMES_PER_MESSAGE parts of a message and
+// answers the rest `too_big` unexecuted.
 import * as zmq from 'zeromq';
 import { decodeFrame, encodeFrame, isProblem, type Body } from './codec.js';
 import { errorReply, validateRequest, type Reply, type Request } from './messages.js';
+
+export const MAX_FRAMES_PER_MESSAGE = 256;
+export const MAX_BYTES_PER_MESSAGE = 4 << 20;
 
 export interface ServerStats {
   received: number;
@@ -16,33 +34,89 @@ export interface ServerStats {
 export type Respond = (reply: Reply) => void;
 export type Handler = (req: Request, respond: Respond) => void;
 
-/** zeromq.js allows one send in flight per socket: this queue serialises them, with a bound. */
+/** How many of the frames at the front (sizes given by `size`, `count` of them) go in one message: at least one. */
+function batchLength(count: number, size: (i: number) => number, maxBytes: number): number {
+  let n = 0;
+  let bytes = 0;
+  while (n < count && n < MAX_FRAMES_PER_MESSAGE) {
+    bytes += size(n);
+    if (n > 0 && bytes > maxBytes) break;
+    n++;
+  }
+  return n;
+}
+
+interface PeerQueue {
+  identity: Buffer;
+  frames: Buffer[];
+}
+
+/**
+ * The server's replies waiting to be written, by requester; bounded. zeromq.js allows one send in
+ * flight per socket: the drain loop writes one message per requester in turn, each with as many of
+ * its replies as fit.
+ */
 class Outbox {
-  private queue: zmq.MessageLike[][] = [];
+  private readonly peers = new Map<string, PeerQueue>(); // by identity bytes
+  private readonly turns: string[] = []; // peers with replies waiting, in turn
+  private queued = 0;
   private sending = false;
+  private scheduled = false;
   dropped = 0;
 
-  constructor(private readonly socket: zmq.Router | zmq.Dealer, private readonly limit: number) {}
+  constructor(
+    private readonly socket: zmq.Router,
+    private readonly limit: number,
+    private readonly maxBytes: number,
+  ) {}
 
-  push(frames: zmq.MessageLike[]): boolean {
-    if (this.queue.length >= this.limit) {
+  push(identity: Buffer, frame: Buffer): boolean {
+    if (this.queued >= this.limit) {
       this.dropped++;
       return false;
     }
-    this.queue.push(frames);
-    if (!this.sending) void this.drain();
+    const key = identity.toString('latin1');
+    let peer = this.peers.get(key);
+    if (peer === undefined) {
+      peer = { identity, frames: [] };
+      this.peers.set(key, peer);
+      this.turns.push(key);
+    }
+    peer.frames.push(frame);
+    this.queued++;
+    if (this.sending) return true;
+    if (this.queued >= MAX_FRAMES_PER_MESSAGE) {
+      void this.drain(); // a full message is ready: no reason to wait
+    } else if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(() => {
+        this.scheduled = false;
+        if (!this.sending) void this.drain();
+      });
+    }
     return true;
   }
 
   private async drain(): Promise<void> {
     this.sending = true;
     try {
-      while (this.queue.length > 0 && !this.socket.closed) {
-        const frames = this.queue.shift()!;
+      while (this.turns.length > 0 && !this.socket.closed) {
+        const key = this.turns.shift()!;
+        const peer = this.peers.get(key)!;
+        const n = batchLength(peer.frames.length, (i) => peer.frames[i]!.length, this.maxBytes);
+        let frames: Buffer[];
+        if (n === peer.frames.length) {
+          frames = peer.frames;
+          this.peers.delete(key);
+        } else {
+          frames = peer.frames.splice(0, n);
+          this.turns.push(key); // the rest after the other peers' turns
+        }
+        this.queued -= n;
         try {
-          await this.socket.send(frames);
+          await this.socket.send([peer.identity, ...frames]);
         } catch {
-          this.dropped++; // peer gone or socket closing: the requester's deadline covers it
+          this.dropped += n; // peer gone or socket closing: the requesters' deadlines cover it
         }
       }
     } finally {
@@ -76,12 +150,13 @@ export class RpcServer {
   constructor(private readonly opts: ServerOptions) {
     this.socket = new zmq.Router({
       linger: 0,
-      // zmq itself disconnects peers that send absurd frames; frames between the two limits are answered.
+      // zmq itself disconnects peers that send absurd frames (the limit is per part, i.e. per frame);
+      // frames between the two limits are answered.
       maxMessageSize: opts.maxMessageBytes * 2 + 1024,
       sendHighWaterMark: 100_000,
       receiveHighWaterMark: 100_000,
     });
-    this.outbox = new Outbox(this.socket, opts.maxQueued ?? 100_000);
+    this.outbox = new Outbox(this.socket, opts.maxQueued ?? 100_000, Math.min(MAX_BYTES_PER_MESSAGE, opts.maxMessageBytes));
   }
 
   /**
@@ -114,21 +189,36 @@ export class RpcServer {
 
   private async receiveLoop(): Promise<void> {
     try {
-      for await (const frames of this.socket) this.onFrames(frames);
+      for await (const parts of this.socket) this.onMessage(parts);
     } catch (e) {
       if (!this.socket.closed) this.report(`receive loop ended: ${(e as Error).message}`);
     }
   }
 
-  private onFrames(frames: Buffer[]): void {
-    this.stats.received++;
-    const identity = frames[0]!;
-    if (frames.length !== 2) {
+  /** [identity, frame, frame, ...]: each frame is a request of its own. */
+  private onMessage(parts: Buffer[]): void {
+    const identity = parts[0]!;
+    if (parts.length < 2) {
+      this.stats.received++;
       this.stats.malformed++;
-      this.report(`dropped a message of ${frames.length} frames (expected 1)`);
+      this.report('dropped a message with no frames');
       return;
     }
-    const payload = frames[1]!;
+    const last = Math.min(parts.length, MAX_FRAMES_PER_MESSAGE + 1);
+    for (let i = 1; i < last; i++) this.onFrame(identity, parts[i]!);
+    if (last === parts.length) return;
+    this.report(`a message of ${parts.length - 1} frames: the last ${parts.length - last} answered too_big (at most ${MAX_FRAMES_PER_MESSAGE} per message)`);
+    for (let i = last; i < parts.length; i++) {
+      this.stats.received++;
+      this.stats.oversized++;
+      const frame = decodeFrame(parts[i]!, this.opts.maxMessageBytes);
+      const id = isProblem(frame) ? (frame.id ?? 0) : frame.id;
+      this.send(identity, id, errorReply('too_big', `more than ${MAX_FRAMES_PER_MESSAGE} frames in one message`));
+    }
+  }
+
+  private onFrame(identity: Buffer, payload: Buffer): void {
+    this.stats.received++;
     const frame = decodeFrame(payload, this.opts.maxMessageBytes);
     if (isProblem(frame)) {
       if (payload.length > this.opts.maxMessageBytes) this.stats.oversized++;
@@ -162,7 +252,7 @@ export class RpcServer {
   }
 
   private send(identity: Buffer, id: number, body: Body): void {
-    if (!this.outbox.push([identity, encodeFrame(id, body)])) this.stats.dropped++;
+    if (!this.outbox.push(identity, encodeFrame(id, body))) this.stats.dropped++;
   }
 
   async close(): Promise<void> {
@@ -200,6 +290,7 @@ const PING = encodeFrame(0, { t: 'ping' });
 const PING_AFTER_MS = 150;
 
 interface Pending {
+  id: number;
   resolve: (r: Reply) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
@@ -255,12 +346,12 @@ export class RpcClient {
       this.socket.send(PING).then(
         () => {
           this.sending = false;
-          if (this.sendQueue.length > 0) void this.drain();
+          this.kick();
         },
         (e: unknown) => {
           this.sending = false;
           if ((e as { code?: string }).code === 'EAGAIN') this.failSent(`connection to ${this.endpoint} lost`);
-          if (this.sendQueue.length > 0) void this.drain();
+          this.kick();
         },
       );
     }, PING_AFTER_MS);
@@ -291,9 +382,9 @@ export class RpcClient {
     }
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => this.expire(id), timeoutMs);
-      this.pending.set(id, { resolve, reject, timer, frame, created: Date.now() });
+      this.pending.set(id, { id, resolve, reject, timer, frame, created: Date.now() });
       this.sendQueue.push(id);
-      if (!this.sending) void this.drain();
+      this.kick();
     });
   }
 
@@ -311,33 +402,58 @@ export class RpcClient {
     else p.reject(new RpcError('timeout', `no reply from ${this.endpoint} in time`));
   }
 
-  /** Writes queued requests one at a time; while the peer is not connected, waits and retries until the deadline. */
+  /**
+   * Starts the send loop on the next tick, unless it runs (or a ping is being sent): requests made
+   * in the same turn then share one message.
+   */
+  private kick(): void {
+    if (this.sending || this.sendQueue.length === 0) return;
+    this.sending = true;
+    process.nextTick(() => void this.drain());
+  }
+
+  /**
+   * Writes the queued requests, as many per message as the limits allow; while the peer is not
+   * connected, waits and retries, failing each request whose connectWaitMs has passed.
+   */
   private async drain(): Promise<void> {
     this.sending = true;
+    const maxBytes = Math.min(MAX_BYTES_PER_MESSAGE, this.opts.maxMessageBytes);
     try {
       while (this.sendQueue.length > 0 && !this.socket.closed) {
-        const id = this.sendQueue[0]!;
-        const p = this.pending.get(id);
-        if (!p || p.frame === null) {
-          this.sendQueue.shift();
-          continue;
+        // Requests that expired (or were failed) meanwhile have left `pending`: skip them.
+        let skip = 0;
+        while (skip < this.sendQueue.length && this.pending.get(this.sendQueue[skip]!)?.frame == null) skip++;
+        if (skip > 0) this.sendQueue.splice(0, skip);
+        const batch: Pending[] = [];
+        for (const id of this.sendQueue) {
+          const p = this.pending.get(id);
+          if (p?.frame == null) break;
+          batch.push(p);
+          if (batch.length === MAX_FRAMES_PER_MESSAGE) break;
         }
+        if (batch.length === 0) continue;
+        batch.length = batchLength(batch.length, (i) => batch[i]!.frame!.length, maxBytes);
         try {
-          await this.socket.send(p.frame);
-          p.frame = null;
-          this.sendQueue.shift();
+          await this.socket.send(batch.map((p) => p.frame!));
+          for (const p of batch) p.frame = null;
+          this.sendQueue.splice(0, batch.length);
           this.watchConnection();
         } catch (e) {
-          const waited = Date.now() - p.created;
-          if ((e as { code?: string }).code !== 'EAGAIN' || waited > (this.opts.connectWaitMs ?? 250)) {
-            this.sendQueue.shift();
-            this.pending.delete(id);
+          // zmq takes a message whole or not at all: none of these requests has left.
+          const eagain = (e as { code?: string }).code === 'EAGAIN';
+          const now = Date.now();
+          let failed = 0;
+          for (const p of batch) {
+            const waited = now - p.created;
+            if (eagain && waited <= (this.opts.connectWaitMs ?? 250)) continue;
+            failed++;
+            this.pending.delete(p.id);
             clearTimeout(p.timer);
-            p.reject(new RpcError('unreachable', `cannot send to ${this.endpoint}: ${(e as { code?: string }).code === 'EAGAIN' ? `not connected after ${waited} ms` : (e as Error).message}`));
-            continue;
+            p.reject(new RpcError('unreachable', `cannot send to ${this.endpoint}: ${eagain ? `not connected after ${waited} ms` : (e as Error).message}`));
           }
-          // Not connected (yet): the request has not left; try again shortly.
-          await new Promise((r) => setTimeout(r, 5));
+          // Not connected (yet): try again shortly.
+          if (failed < batch.length) await new Promise((r) => setTimeout(r, 5));
         }
       }
     } finally {
@@ -347,23 +463,24 @@ export class RpcClient {
 
   private async receiveLoop(): Promise<void> {
     try {
-      for await (const frames of this.socket) {
-        if (frames.length !== 1) continue;
-        const frame = decodeFrame(frames[0]!, this.opts.maxMessageBytes);
-        if (isProblem(frame)) continue;
-        const p = this.pending.get(frame.id);
-        if (!p) continue; // late reply to an expired request
-        this.pending.delete(frame.id);
-        clearTimeout(p.timer);
-        const body = frame.body as Reply;
-        if (typeof body !== 'object' || body === null || typeof body.t !== 'string') {
-          p.reject(new RpcError('protocol', `malformed reply from ${this.endpoint}`));
-        } else {
-          p.resolve(body);
-        }
-      }
+      for await (const parts of this.socket) for (const part of parts) this.onReply(part);
     } catch {
       // socket closed
+    }
+  }
+
+  private onReply(part: Buffer): void {
+    const frame = decodeFrame(part, this.opts.maxMessageBytes);
+    if (isProblem(frame)) return;
+    const p = this.pending.get(frame.id);
+    if (!p) return; // late reply to an expired request
+    this.pending.delete(frame.id);
+    clearTimeout(p.timer);
+    const body = frame.body as Reply;
+    if (typeof body !== 'object' || body === null || typeof body.t !== 'string') {
+      p.reject(new RpcError('protocol', `malformed reply from ${this.endpoint}`));
+    } else {
+      p.resolve(body);
     }
   }
 

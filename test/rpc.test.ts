@@ -1,0 +1,188 @@
+// The transport with real sockets on 127.0.0.1 (ports 28000-28099): several frames per zmq message,
+// both ways (see the framing notes at the top of transport/rpc.ts).
+import { afterEach, describe, expect, it } from 'vitest';
+import * as zmq from 'zeromq';
+import { decodeFrame, encodeFrame, isProblem, type Frame } from '../transport/codec.js';
+import type { GetReq, Reply, Request } from '../transport/messages.js';
+import { MAX_FRAMES_PER_MESSAGE, RpcClient, RpcError, RpcServer, type Handler } from '../transport/rpc.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function server(port: number, handler: Handler, maxMessageBytes = 1 << 20): Promise<RpcServer> {
+  const s = new RpcServer({ endpoint: `tcp://127.0.0.1:${port}`, maxMessageBytes, handler });
+  await s.start();
+  cleanups.push(() => s.close());
+  return s;
+}
+
+function client(port: number, maxMessageBytes = 1 << 20, connectWaitMs?: number): RpcClient {
+  const c = new RpcClient(`tcp://127.0.0.1:${port}`, { timeoutMs: 5000, maxInflight: 2000, maxMessageBytes, connectWaitMs });
+  cleanups.push(() => c.close());
+  return c;
+}
+
+function dealer(port: number): zmq.Dealer {
+  const d = new zmq.Dealer({ linger: 0 });
+  d.connect(`tcp://127.0.0.1:${port}`);
+  cleanups.push(() => d.close());
+  return d;
+}
+
+const get = (row: string): GetReq => ({ t: 'get', tablet: 0, row, col: 'c' });
+/** Answers a get with its row, so a reply shows which request it answers. */
+const echoRow: Handler = (req, respond) => respond({ t: 'cols', cols: [(req as GetReq).row] });
+
+/** Reads messages until `n` frames have arrived; returns the frames and the number of parts of each message. */
+async function readFrames(d: zmq.Dealer, n: number): Promise<{ frames: Frame[]; sizes: number[]; bytes: number[] }> {
+  const frames: Frame[] = [];
+  const sizes: number[] = [];
+  const bytes: number[] = [];
+  while (frames.length < n) {
+    const parts = await d.receive();
+    sizes.push(parts.length);
+    bytes.push(parts.reduce((sum, p) => sum + p.length, 0));
+    for (const p of parts) {
+      const f = decodeFrame(p, 64 << 20);
+      if (isProblem(f)) throw new Error(f.reason);
+      frames.push(f);
+    }
+  }
+  return { frames, sizes, bytes };
+}
+
+describe('rpc framing', () => {
+  it('answers many requests issued in one turn, each with its own id', async () => {
+    const s = await server(28001, echoRow);
+    const c = client(28001);
+    await c.request(get('warm-up')); // connected
+    const received = s.stats.received;
+    const replies = await Promise.all(Array.from({ length: 1000 }, (_, i) => c.request(get(`r${i}`))));
+    replies.forEach((r, i) => expect(r).toEqual({ t: 'cols', cols: [`r${i}`] }));
+    expect(s.stats.received - received).toBe(1000);
+    expect(s.stats.malformed).toBe(0);
+  });
+
+  it('sends the requests of one turn in one message and takes several replies per message', async () => {
+    const router = new zmq.Router({ linger: 0 });
+    cleanups.push(() => router.close());
+    await router.bind('tcp://127.0.0.1:28002');
+    const c = client(28002);
+    const pending = Array.from({ length: 10 }, (_, i) => c.request(get(`r${i}`)));
+    const [identity, ...parts] = await router.receive();
+    expect(parts.length).toBe(10);
+    const frames = parts.map((p) => decodeFrame(p, 1 << 20) as Frame);
+    expect(frames.map((f) => (f.body as GetReq).row)).toEqual(Array.from({ length: 10 }, (_, i) => `r${i}`));
+    // Answer in reverse order, all in one message: replies match by id, not by position.
+    const replies = frames.reverse().map((f) => encodeFrame(f.id, { t: 'cols', cols: [(f.body as GetReq).row] }));
+    await router.send([identity!, ...replies]);
+    const got = await Promise.all(pending);
+    got.forEach((r, i) => expect(r).toEqual({ t: 'cols', cols: [`r${i}`] }));
+  });
+
+  it('answers each part of a message on its own: garbage and oversized parts get errors, the others replies', async () => {
+    const s = await server(28003, echoRow, 1024);
+    const d = dealer(28003);
+    await d.send([
+      encodeFrame(1, get('one')),
+      Buffer.from([0xff, 0x00, 0x13]), // not CBOR
+      encodeFrame(3, { t: 'launch-missiles' } as never), // not a request
+      Buffer.alloc(2000), // over maxMessageBytes
+      Buffer.alloc(0), // empty
+      encodeFrame(0, { t: 'ping' }), // one-way: no reply
+      encodeFrame(7, get('seven')),
+    ]);
+    const { frames, sizes } = await readFrames(d, 6);
+    expect(sizes).toEqual([6]); // answered together, in order
+    expect(frames.map((f) => f.id)).toEqual([1, 0, 3, 0, 0, 7]);
+    const bodies = frames.map((f) => f.body as Reply & { code?: string });
+    expect(bodies[0]).toEqual({ t: 'cols', cols: ['one'] });
+    expect(bodies.slice(1, 5).map((b) => b.code)).toEqual(['bad_request', 'bad_request', 'too_big', 'bad_request']);
+    expect(bodies[5]).toEqual({ t: 'cols', cols: ['seven'] });
+    expect(s.stats).toMatchObject({ received: 7, malformed: 3, oversized: 1, dropped: 0 });
+    // Still serving.
+    expect(await client(28003, 1024).request(get('after'))).toEqual({ t: 'cols', cols: ['after'] });
+  });
+
+  it('never mixes up replies to different clients, and keeps each one in order', async () => {
+    // Hold every request, then answer all of them interleaved: each client must get its own, in order.
+    const held: [string, (r: Reply) => void][] = [];
+    const n = 50;
+    await server(28004, (req, respond) => {
+      held.push([(req as GetReq).row, respond]);
+      if (held.length === 2 * n) for (const [row, r] of held) r({ t: 'cols', cols: [row] });
+    });
+    const a = dealer(28004);
+    const b = dealer(28004);
+    // Both use the same request ids.
+    await a.send(Array.from({ length: n }, (_, i) => encodeFrame(i + 1, get(`a${i + 1}`))));
+    await b.send(Array.from({ length: n }, (_, i) => encodeFrame(i + 1, get(`b${i + 1}`))));
+    const [ra, rb] = await Promise.all([readFrames(a, n), readFrames(b, n)]);
+    for (const [who, got] of [['a', ra], ['b', rb]] as const) {
+      expect(got.frames.map((f) => f.id)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      expect(got.frames.map((f) => (f.body as { cols: string[] }).cols[0])).toEqual(Array.from({ length: n }, (_, i) => `${who}${i + 1}`));
+    }
+  });
+
+  it(`handles at most ${MAX_FRAMES_PER_MESSAGE} frames of a message and answers the rest too_big`, async () => {
+    const s = await server(28005, echoRow);
+    const d = dealer(28005);
+    const total = MAX_FRAMES_PER_MESSAGE + 44;
+    await d.send(Array.from({ length: total }, (_, i) => encodeFrame(i + 1, get(`r${i + 1}`))));
+    const { frames, sizes } = await readFrames(d, total);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(MAX_FRAMES_PER_MESSAGE);
+    expect(frames.map((f) => f.id)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    const handled = frames.slice(0, MAX_FRAMES_PER_MESSAGE).map((f) => (f.body as { cols: string[] }).cols[0]);
+    expect(handled).toEqual(Array.from({ length: MAX_FRAMES_PER_MESSAGE }, (_, i) => `r${i + 1}`));
+    expect(frames.slice(MAX_FRAMES_PER_MESSAGE).every((f) => (f.body as { code?: string }).code === 'too_big')).toBe(true);
+    expect(s.stats).toMatchObject({ received: total, oversized: 44, malformed: 0 });
+  });
+
+  it('keeps a message within maxMessageBytes unless a single frame is bigger', async () => {
+    const max = 64 << 10;
+    // Server -> client: 20 KiB replies, at most three per message; a 100 KiB one alone.
+    await server(28006, (req, respond) => {
+      const size = (req as GetReq).row === 'big' ? 100 << 10 : 20 << 10;
+      respond({ t: 'value', value: new Uint8Array(size) });
+    }, 256 << 10);
+    const d = dealer(28006);
+    await d.send([...Array.from({ length: 10 }, (_, i) => encodeFrame(i + 1, get(`r${i}`))), encodeFrame(11, get('big'))]);
+    const replies = await readFrames(d, 11);
+    expect(replies.frames.map((f) => f.id)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+    replies.sizes.forEach((parts, i) => expect(parts === 1 || replies.bytes[i]! <= Math.min(256 << 10, 4 << 20)).toBe(true));
+    // Client -> server, with a smaller limit: 20 KiB requests, at most three per message.
+    const router = new zmq.Router({ linger: 0 });
+    cleanups.push(() => router.close());
+    await router.bind('tcp://127.0.0.1:28007');
+    const c = client(28007, max);
+    const value = new Uint8Array(20 << 10);
+    const pending = Array.from({ length: 10 }, (_, i) => c.request({ t: 'put', tablet: 0, row: `r${i}`, col: 'c', value }));
+    const sizes: number[] = [];
+    let frames = 0;
+    while (frames < 10) {
+      const [identity, ...parts] = await router.receive();
+      sizes.push(parts.length);
+      expect(parts.reduce((sum, p) => sum + p.length, 0)).toBeLessThanOrEqual(max);
+      frames += parts.length;
+      await router.send([identity!, ...parts.map((p) => encodeFrame((decodeFrame(p, max) as Frame).id, { t: 'ok' }))]);
+    }
+    expect(sizes.every((n) => n <= 3)).toBe(true);
+    expect(await Promise.all(pending)).toEqual(Array.from({ length: 10 }, () => ({ t: 'ok' })));
+  });
+
+  it('fails a batch that cannot be sent as not sent, after connectWaitMs', async () => {
+    const c = client(28090, 1 << 20, 50); // nobody listens there
+    const started = Date.now();
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => c.request(get(`r${i}`) as Request)));
+    expect(Date.now() - started).toBeLessThan(2000);
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      const e = (r as PromiseRejectedResult).reason as RpcError;
+      expect(e).toBeInstanceOf(RpcError);
+      expect(e.kind).toBe('unreachable');
+      expect(e.notSent).toBe(true);
+    }
+  });
+});
