@@ -77,6 +77,7 @@ async function main(): Promise<void> {
   const cluster = new TestCluster({
     basePort: o.basePort,
     storageNodes: 3,
+    workerThreads: 1,
     tablets: 8,
     replication,
     frontends: 1,

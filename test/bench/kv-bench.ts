@@ -58,7 +58,7 @@ const USAGE = `usage: kv-bench [--seconds N] [--warmup S] [--nodes N] [--port P]
   --nodes N        storage nodes (default 2)
   --port P         base port of the bench cluster (default 17000; echo server on P+5)
   --tablets N      tablets (default 16)     --replication N   replicas per tablet (default 1)
-  --workers N      worker threads per storage node (default 2)
+  --workers N      worker threads per storage node (default 1)
   --only REGEX     run only the cases whose name matches (e.g. 1KiB, '^put/', 'raw|/c64', '^r3/'); PUTs that GETs need still run
   --no-r3          skip the replication-3 section (its own 4-node cluster: r3/put, r3/get, r3/failover, r3/catchup)
   --r3-port P      base port of the replication-3 cluster (default: --port + 500)
@@ -66,7 +66,7 @@ const USAGE = `usage: kv-bench [--seconds N] [--warmup S] [--nodes N] [--port P]
   --keep           keep the cluster's temporary directory (node logs) afterwards`;
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 3, warmupSeconds: -1, nodes: 2, basePort: 17000, tablets: 16, replication: 1, workerThreads: 2, only: null, profileDir: null, keep: false, r3: true, r3Port: -1 };
+  const o: Options = { seconds: 3, warmupSeconds: -1, nodes: 2, basePort: 17000, tablets: 16, replication: 1, workerThreads: 1, only: null, profileDir: null, keep: false, r3: true, r3Port: -1 };
   const num = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}\n${USAGE}`);

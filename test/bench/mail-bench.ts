@@ -131,7 +131,7 @@ async function timePage(web: WebClient, path: string, runs: number): Promise<{ p
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
-  const cluster = new TestCluster({ basePort: o.basePort, storageNodes: 3, replication: o.replication, tablets: 16, frontends: 1, smtp: 1, extraToml: '[mail]\nretry_first_s = 3600' });
+  const cluster = new TestCluster({ basePort: o.basePort, storageNodes: 3, workerThreads: 1, replication: o.replication, tablets: 16, frontends: 1, smtp: 1, extraToml: '[mail]\nretry_first_s = 3600' });
   const port = o.basePort + 701;
   try {
     say(`mail-bench: starting a cluster (3 storage nodes, R=${o.replication}, 1 frontend, 1 SMTP node) in ${cluster.dir}`);

@@ -65,7 +65,7 @@ async function storeOps(cluster: TestCluster): Promise<number> {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
-  const cluster = new TestCluster({ basePort: o.basePort, storageNodes: 4, replication: 3, tablets: 32, frontends: 2, balancer: false });
+  const cluster = new TestCluster({ basePort: o.basePort, storageNodes: 4, workerThreads: 1, replication: 3, tablets: 32, frontends: 2, balancer: false });
   const say = (s: string): boolean => process.stderr.write(s + '\n');
   try {
     say(`web-bench: starting a cluster (4 storage nodes, R=3, 2 frontends) in ${cluster.dir}`);
