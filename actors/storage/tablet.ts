@@ -41,6 +41,20 @@ export type TabletMsg =
 
 type Phase = 'loading' | 'serving' | 'failed' | 'closed';
 
+// Callbacks queued during one turn of this thread's event loop, run together in one setImmediate.
+// Every tablet that decided writes in a turn forwards them in that one callback, so their repl
+// requests leave in the same tick and the transport puts those for one peer in one zmq message
+// (a setImmediate per tablet would be followed by a tick, and a send, per tablet).
+let turnEnd: Array<() => void> = [];
+function atTurnEnd(fn: () => void): void {
+  if (turnEnd.push(fn) > 1) return;
+  setImmediate(() => {
+    const fns = turnEnd;
+    turnEnd = [];
+    for (const f of fns) f();
+  });
+}
+
 /** A tablet's state from its checkpoint and log records; lastEpoch is the epoch of the last record. */
 export function replay(id: number, recovered: Recovered): { state: TabletState; lastEpoch: number } {
   const state = new TabletState(id, recovered.checkpointLsn, Math.max(1, recovered.checkpointEpoch));
@@ -175,7 +189,7 @@ export class TabletActor extends Actor<TabletMsg> {
     if (!this.flushScheduled && this.opts.core.deferForwarding) {
       // Forward after this turn of the event loop: writes arriving together travel together.
       this.flushScheduled = true;
-      setImmediate(() => this.tell({ kind: 'flush' }, true));
+      atTurnEnd(() => this.tell({ kind: 'flush' }, true));
     }
     this.responders.set(token, respond);
     switch (req.t) {

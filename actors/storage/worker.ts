@@ -86,7 +86,7 @@ const host = new TabletHost(
     me: cfg.node,
     resident: cfg.resident,
     checkpointBytes: cfg.checkpointBytes,
-    logBytes: 2 * cfg.checkpointBytes,
+    logBytes: 4 * cfg.checkpointBytes,
     mailbox: 10_000,
     core: {
       me: cfg.node,
