@@ -5,15 +5,9 @@ import { Command, CommanderError } from 'commander';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { runMaster } from './actors/master.js';
 import { localNodes, readClusterFile, up } from './actors/launcher.js';
 import { StoreClient, StoreError } from './actors/session.js';
-import { runStorageNode } from './actors/storage/node.js';
 import { allNodes, ConfigError, dataRoot, endpoint, loadTopology, storageNode, type Topology } from './transport/topology.js';
-import { balancerServices } from './web/admin/services.js';
-import { runBalancer } from './web/balancer.js';
-import { runFrontend } from './web/frontend.js';
-import { runSmtpNode } from './mail/smtp-node.js';
 
 class UsageError extends Error {}
 /** Exit 1 with a message: the cell is missing or a CPUT did not match. */
@@ -98,22 +92,23 @@ withTopology(program.command('node'))
     const root = dataRoot(topo, o.data);
     const node = allNodes(topo).find((n) => n.name === name);
     if (!node) throw new UsageError(`no node named '${name}' in ${topo.file} (nodes: ${allNodes(topo).map((n) => n.name).join(', ')})`);
+    // Each kind loads only its own modules: a storage node has no use for hono or mailparser.
     let handle: { stop(): Promise<void> };
     switch (node.kind) {
       case 'master':
-        handle = await runMaster(topo, root);
+        handle = await (await import('./actors/master.js')).runMaster(topo, root);
         break;
       case 'storage':
-        handle = await runStorageNode(topo, name, root);
+        handle = await (await import('./actors/storage/node.js')).runStorageNode(topo, name, root);
         break;
       case 'frontend':
-        handle = await runFrontend(topo, name);
+        handle = await (await import('./web/frontend.js')).runFrontend(topo, name);
         break;
       case 'balancer':
-        handle = await runBalancer(topo);
+        handle = await (await import('./web/balancer.js')).runBalancer(topo);
         break;
       case 'smtp':
-        handle = await runSmtpNode(topo, name);
+        handle = await (await import('./mail/smtp-node.js')).runSmtpNode(topo, name);
         break;
     }
     await waitForSignal();
@@ -132,7 +127,7 @@ withTopology(program.command('status'))
       const nodes = st.nodes.map((n) => ({ ...n, pid: launched?.pids[n.name] ?? null, reportedPid: n.pid }));
       const tablets = st.map.assignments.map((a) => ({ id: a.id, primary: a.primary, replicas: a.replicas, inSync: a.inSync, epoch: a.epoch, lsn: a.lsn }));
       // Frontends and SMTP nodes as the balancer sees them (their heartbeats go there, not to the master).
-      const source = balancerServices(topo);
+      const source = (await import('./web/admin/services.js')).balancerServices(topo);
       const svc = await source.fetch();
       await source.close();
       const services = (svc.rep?.nodes ?? []).map((n) => ({ name: n.name, kind: n.kind, state: n.alive ? 'alive' : 'dead', pid: n.pid, address: n.url, load: n.load, lastHeartbeatMs: n.lastHeartbeatMs }));

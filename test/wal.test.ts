@@ -345,6 +345,12 @@ describe('WorkerLog', () => {
     await again.log.close();
   });
 
+  it('refuses a log holding records of a tablet this worker does not own (a changed layout)', async () => {
+    await mkdir(logDir(dir, 0), { recursive: true });
+    await writeFile(segmentFile('seg-0000000000000001.log'), Buffer.concat([encodeLogFrame(1, 4, rec(1)), encodeLogFrame(2, 9, rec(1))]));
+    await expect(WorkerLog.open(options({ owns: (t) => t !== 9 }))).rejects.toThrow(/records of tablets 9, which worker 0 does not own/);
+  });
+
   it('treats a corrupt checkpoint as a hard error and removes a leftover checkpoint.tmp', async () => {
     const { log, tablets } = await openAll([1]);
     await appendAll(tablets[0]!.log, 1, 5);

@@ -258,7 +258,12 @@ function checkLayout(dataDir: string, workers: number, nodes: number): void {
     writeFileSync(file, JSON.stringify(want) + '\n');
     return;
   }
-  const had = JSON.parse(readFileSync(file, 'utf8')) as { workers?: unknown; nodes?: unknown };
+  let had: { workers?: unknown; nodes?: unknown };
+  try {
+    had = JSON.parse(readFileSync(file, 'utf8')) as typeof had;
+  } catch (e) {
+    throw new Error(`${file} is unreadable (${(e as Error).message}); it should say {"workers": ${workers}, "nodes": ${nodes}} if the data was written under this topology`);
+  }
   if (had.workers !== workers || had.nodes !== nodes) {
     throw new Error(
       `${dataDir} was written with ${String(had.workers)} worker threads per node and ${String(had.nodes)} storage nodes; ` +

@@ -73,7 +73,8 @@ export class TabletHost {
   private trimLog(): void {
     for (const id of this.log.oldestHolders()) {
       const actor = this.actors.get(id);
-      if (actor) actor.requestCheckpoint();
+      if (actor?.failed) this.evict(id, false); // folded on a later tick, once it has let go of its log
+      else if (actor) actor.requestCheckpoint();
       else if (!this.closing.has(id)) this.fold(id);
     }
   }

@@ -173,7 +173,7 @@ export interface ScanResult {
 }
 
 /** Reads exactly `length` bytes at `position`. */
-export async function readExactly(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+async function readExactly(fh: FileHandle, position: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {

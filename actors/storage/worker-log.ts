@@ -144,6 +144,11 @@ export class WorkerLog {
     const report = (msg: string): void => opts.onProblem?.(`log-${opts.worker}: ${msg}`);
     const marks = await ownedCheckpointMarks(opts);
     const found = await recoverLog(dir, marks, opts.maxRecordBytes, report);
+    const foreign = [...found.tablets.keys()].filter((t) => !opts.owns(t));
+    if (foreign.length > 0) {
+      // Only a change of layout puts them here (node.ts refuses that): never guess whose they are.
+      throw new Error(`${dir} holds records of tablets ${foreign.join(', ')}, which worker ${opts.worker} does not own`);
+    }
     const maxMark = Math.max(0, ...[...marks.values()].map((m) => m.logMark));
     // Continue in the last segment if nothing must be skipped; otherwise start a new one above both.
     const last = found.segments.at(-1);
@@ -183,15 +188,9 @@ export class WorkerLog {
     for (const s of this.segments) n += s.bytes;
     return n;
   }
-  get segmentCount(): number {
-    return this.segments.length;
-  }
   /** Bytes of `tablet`'s records beyond its checkpoint. */
   heldBytes(tablet: number): number {
     return this.held.get(tablet)?.bytes ?? 0;
-  }
-  isOpen(tablet: number): boolean {
-    return this.openTablets.has(tablet);
   }
 
   /** Tablets with records in the oldest segment: checkpointing them lets it be deleted. Empty when there is one segment. */
@@ -241,7 +240,7 @@ export class WorkerLog {
     await unlinkIfExists(join(dir, CHECKPOINT_TMP)).catch(() => undefined);
     const checkpoint = await readCheckpointFile(dir, this.opts.maxRecordBytes);
     const base = { lsn: checkpoint?.lsn ?? 0, mark: checkpoint?.logMark ?? 0 };
-    const problems: string[] = [];
+    const problems: string[] = []; // (start-up damage was reported when the log was opened)
     let records: LogRecord[] = [];
     if (this.held.has(tablet)) {
       const backlog = this.backlog.get(tablet);
@@ -249,19 +248,20 @@ export class WorkerLog {
       const damage = this.damaged.get(tablet);
       this.damaged.delete(tablet);
       if (damage) problems.push(damage);
-      if (backlog) records = backlog;
+      if (backlog) records = backlog; // already cut where it stops following the checkpoint
       else {
         const scanned = await this.scanTablet(tablet, base.mark);
-        records = scanned.records;
-        if (scanned.problem) problems.push(scanned.problem);
-      }
-      const cut = consecutiveFrom(records, base.lsn + 1);
-      if (cut < records.length) {
-        problems.push(`tablet ${tablet}: record lsn ${records[cut]!.lsn} does not follow lsn ${cut > 0 ? records[cut - 1]!.lsn : base.lsn}; ${records.length - cut} records dropped`);
-        records = records.slice(0, cut);
+        const cut = consecutiveFrom(scanned.records, base.lsn + 1);
+        const problem =
+          scanned.problem ??
+          (cut < scanned.records.length ? `tablet ${tablet}: record lsn ${scanned.records[cut]!.lsn} does not follow lsn ${cut > 0 ? scanned.records[cut - 1]!.lsn : base.lsn}; ${scanned.records.length - cut} records dropped` : undefined);
+        records = scanned.records.slice(0, cut);
+        if (problem) {
+          problems.push(problem);
+          this.opts.onProblem?.(problem);
+        }
       }
     }
-    for (const p of problems) this.opts.onProblem?.(p);
     return { checkpointLsn: base.lsn, checkpointEpoch: checkpoint?.epoch ?? 0, cells: checkpoint?.cells ?? [], records, problems };
   }
 
@@ -488,10 +488,6 @@ export class TabletLog {
   get bytesSinceCheckpoint(): number {
     return this.log.heldBytes(this.tablet);
   }
-  get syncCount(): number {
-    return this.log.syncCount;
-  }
-
   /** Buffers a record for the next group commit. rec.lsn must be lastLsn+1. Does not wait. */
   append(rec: LogRecord): void {
     if (this.closed) throw new Error(`append: tablet ${this.tablet}'s log is closed`);
