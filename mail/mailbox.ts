@@ -18,8 +18,8 @@ const RAW = 'raw';
 /** Messages per mailbox page. */
 export const PAGE_SIZE = 50;
 
-/** Options of mailparser: bounded work on hostile input. */
-export const PARSE_OPTIONS = { skipImageLinks: true, maxHtmlLengthToParse: 5 * 1024 * 1024 } as const;
+/** Options of mailparser: bounded work on hostile input; no text-to-HTML conversion (nothing shows textAsHtml, and its linkify pass was a quarter of the parse). */
+export const PARSE_OPTIONS = { skipImageLinks: true, skipTextToHtml: true, skipTextLinks: true, maxHtmlLengthToParse: 5 * 1024 * 1024 } as const;
 
 export async function parseMessage(raw: Buffer): Promise<ParsedMail> {
   return simpleParser(raw, PARSE_OPTIONS);

@@ -34,7 +34,9 @@ import { join } from 'node:path';
 import {
   CHECKPOINT_TMP,
   decodeLogPayload,
-  encodeLogFrame,
+  encodeLogFrameParts,
+  MAX_WRITEV_PARTS,
+  type LogFrame,
   errorMessage,
   FRAME_HEADER_BYTES,
   listSegments,
@@ -44,7 +46,7 @@ import {
   segmentName,
   syncDir,
   unlinkIfExists,
-  writeAll,
+  writevAll,
   writeCheckpointFile,
   type LogRecord,
   type Segment,
@@ -111,7 +113,7 @@ export class WorkerLog {
   private _durableSeq: number;
   private handedSeq: number;
   /** Frames appended but not yet handed to the writer; queue[0] has seq handedSeq+1. */
-  private queue: Buffer[] = [];
+  private queue: LogFrame[] = [];
   private waiters: Waiter[] = [];
   private flushScheduled = false;
   private flushing: Promise<void> | null = null;
@@ -293,18 +295,18 @@ export class WorkerLog {
   append(tablet: number, rec: LogRecord): { seq: number; bytes: number } {
     this.assertUsable('append');
     const seq = this.lastSeq + 1;
-    const frame = encodeLogFrame(seq, tablet, rec);
-    const payloadBytes = frame.length - FRAME_HEADER_BYTES;
+    const frame = encodeLogFrameParts(seq, tablet, rec);
+    const payloadBytes = frame.bytes - FRAME_HEADER_BYTES;
     if (payloadBytes > this.opts.maxRecordBytes) {
       throw new RangeError(`append: record of ${payloadBytes} bytes exceeds maxRecordBytes ${this.opts.maxRecordBytes}`);
     }
     this.queue.push(frame);
     this.lastSeq = seq;
     const h = this.held.get(tablet);
-    if (h) h.bytes += frame.length;
-    else this.held.set(tablet, { firstSeq: seq, bytes: frame.length });
+    if (h) h.bytes += frame.bytes;
+    else this.held.set(tablet, { firstSeq: seq, bytes: frame.bytes });
     this.scheduleFlush();
-    return { seq, bytes: frame.length };
+    return { seq, bytes: frame.bytes };
   }
 
   /** Resolves once durableSeq >= seq; rejects if the log failed or was closed first. */
@@ -379,21 +381,39 @@ export class WorkerLog {
 
   private startFlush(): void {
     if (this.flushing || this.failure || this.queue.length === 0) return;
+    // Small frames are gathered into one buffer; big values stay where they are (writev pieces).
     let n = 0;
     let bytes = 0;
-    while (n < this.queue.length && (n === 0 || bytes + this.queue[n]!.length <= MAX_FLUSH_BYTES)) {
-      bytes += this.queue[n]!.length;
+    const parts: Buffer[] = [];
+    let small: Buffer[] = [];
+    let smallBytes = 0;
+    const gather = (): void => {
+      if (small.length > 0) parts.push(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes));
+      small = [];
+      smallBytes = 0;
+    };
+    while (n < this.queue.length && (n === 0 || (bytes + this.queue[n]!.bytes <= MAX_FLUSH_BYTES && parts.length + 3 <= MAX_WRITEV_PARTS))) {
+      const f = this.queue[n]!;
+      if (f.parts.length === 1) {
+        small.push(f.parts[0]!);
+        smallBytes += f.bytes;
+      } else {
+        gather();
+        parts.push(...f.parts);
+      }
+      bytes += f.bytes;
       n++;
     }
-    const frames = this.queue.splice(0, n);
+    gather();
+    this.queue.splice(0, n);
     this.handedSeq += n;
-    this.flushing = this.writeAndSync(n === 1 ? frames[0]! : Buffer.concat(frames, bytes), this.handedSeq);
+    this.flushing = this.writeAndSync(parts, bytes, this.handedSeq);
   }
 
-  private async writeAndSync(data: Buffer, lastSeq: number): Promise<void> {
+  private async writeAndSync(parts: Buffer[], bytes: number, lastSeq: number): Promise<void> {
     try {
-      await writeAll(this.active, data);
-      this.segments.at(-1)!.bytes += data.length;
+      await writevAll(this.active, parts);
+      this.segments.at(-1)!.bytes += bytes;
       if (this.segments.at(-1)!.bytes >= this.opts.segmentBytes) await this.rotate(lastSeq + 1);
     } catch (e) {
       this.flushing = null;
