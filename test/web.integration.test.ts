@@ -136,6 +136,44 @@ describe('web: accounts and sessions over two frontends', () => {
     expect((await web2().logIn('erin', 'new password 1')).text).toContain('Hello, erin');
   });
 
+  it('a password change logs out every other session of the account, on any frontend', async () => {
+    const phone = web2();
+    await phone.signUp('frank', PW);
+    const laptop = web1();
+    expect((await laptop.logIn('frank', PW)).text).toContain('Hello, frank');
+    const tablet = web2();
+    expect((await tablet.logIn('frank', PW)).text).toContain('Hello, frank');
+    await laptop.get('/account');
+    const ok = await laptop.postForm('/account/password', { old: PW, new: 'new password 2', new2: 'new password 2' });
+    expect(ok.text).toContain('Your 2 other sessions were logged out.');
+    expect((await phone.get('/')).text).not.toContain('Hello, frank');
+    expect((await tablet.get('/')).text).not.toContain('Hello, frank');
+    expect((await laptop.get('/')).text).toContain('Hello, frank');
+    // The index lists only the session that is left.
+    const listed = await env.client.cols('sessions:frank');
+    expect(listed).toHaveLength(1);
+    expect(listed[0]!.endsWith(`.${laptop.cookies.get('pc_sid')!}`)).toBe(true);
+  });
+
+  it('a login ends the expired sessions of the account, which nobody would otherwise ever remove', async () => {
+    const u = web1();
+    await u.signUp('gina', PW);
+    // Two sessions that expired long ago, as a browser that never came back leaves them.
+    const stale = ['AAAAAAAAAAAAAAAAAAAAAA', 'BBBBBBBBBBBBBBBBBBBBBB'];
+    for (const sid of stale) {
+      await env.client.put('sessions:gina', `000000000000001.${sid}`, '');
+      await env.client.put(`session:${sid}`, 's', JSON.stringify({ user: 'gina', admin: false, expires: 1 }));
+    }
+    expect((await web2().logIn('gina', PW)).text).toContain('Hello, gina');
+    for (const sid of stale) expect(await env.client.get(`session:${sid}`, 's')).toBeNull();
+    const listed = await env.client.cols('sessions:gina');
+    expect(listed.some((c) => c.startsWith('000000000000001.'))).toBe(false);
+    expect(listed).toHaveLength(2); // the sign-up's session and the new login's
+    // Logging out removes the session and its index entry.
+    await u.postForm('/logout', {});
+    expect(await env.client.cols('sessions:gina')).toHaveLength(1);
+  });
+
   it('refuses a state-changing POST without the CSRF token, and does nothing', async () => {
     const u = web1();
     await u.get('/');

@@ -1,11 +1,14 @@
 // Sessions live in the store, so any frontend serves any user and a frontend restart logs nobody out.
 //   row `session:<sid>`, column `s`: JSON {user, admin, expires}   (written at login, deleted at logout)
+//   row `sessions:<user>`, one column `<expires ms, 15 digits>.<sid>` per session of that user (empty
+//       value): the index that lets a login end the user's expired sessions (the sweep) and a password
+//       change end all the others. Written before the session itself, removed after it.
 // A session id is 128 random bits (base64url). A browser gets one on its first visit; it is only written
 // to the store once someone logs in with it, and replaced by a fresh id at login (no session fixation).
 // CSRF tokens are HMAC(cluster secret, sid): any frontend can check them without a store round trip.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { StoreClient } from '../actors/session.js';
-import { cputSure, deleteSure, putSure } from '../actors/store-writes.js';
+import { cputSure, deleteSure, eachLimited, putSure } from '../actors/store-writes.js';
 import type { User } from './context.js';
 
 export const SESSION_COOKIE = 'pc_sid';
@@ -45,13 +48,49 @@ export async function loadSession(store: StoreClient, sid: string, now = Date.no
   return { name: s.user, admin: s.admin === true };
 }
 
-export async function saveSession(store: StoreClient, sid: string, user: User, ttlMs: number): Promise<void> {
-  const s: StoredSession = { user: user.name, admin: user.admin, expires: Date.now() + ttlMs };
+const indexRow = (user: string): string => `sessions:${user}`;
+const indexCol = (expires: number, sid: string): string => `${String(Math.max(0, Math.floor(expires))).padStart(15, '0')}.${sid}`;
+/** Live sessions one account may hold; a login beyond this ends the oldest. */
+export const MAX_SESSIONS_PER_USER = 50;
+
+export async function saveSession(store: StoreClient, sid: string, user: User, ttlMs: number, now = Date.now()): Promise<void> {
+  const s: StoredSession = { user: user.name, admin: user.admin, expires: now + ttlMs };
+  // The index first: a session it does not list could never be swept.
+  await putSure(store, indexRow(user.name), indexCol(s.expires, sid), '');
   await putSure(store, row(sid), 's', JSON.stringify(s));
+  await endSessions(store, user.name, { keep: sid, now });
+}
+
+/**
+ * Ends sessions of `user` listed in its index: the expired ones and the oldest beyond
+ * MAX_SESSIONS_PER_USER, or with `all` every one but `keep`. Returns how many live ones it ended.
+ */
+export async function endSessions(store: StoreClient, user: string, o: { keep?: string; all?: boolean; now?: number } = {}): Promise<number> {
+  const now = o.now ?? Date.now();
+  const entries = (await store.cols(indexRow(user)))
+    .map((col) => ({ col, expires: Number(col.slice(0, 15)), sid: col.slice(16) }))
+    .filter((e) => e.col[15] === '.' && Number.isSafeInteger(e.expires) && isSessionId(e.sid))
+    .sort((a, b) => a.expires - b.expires);
+  const live = entries.filter((e) => e.expires > now && e.sid !== o.keep);
+  const endLive = o.all ? live : live.slice(0, Math.max(0, live.length - (MAX_SESSIONS_PER_USER - 1)));
+  const end = [...entries.filter((e) => e.expires <= now), ...endLive];
+  await eachLimited(end, 8, async (e) => {
+    await deleteSure(store, row(e.sid), 's');
+    await deleteSure(store, indexRow(user), e.col);
+  });
+  return endLive.length;
 }
 
 export async function deleteSession(store: StoreClient, sid: string): Promise<void> {
+  const raw = await store.get(row(sid), 's');
   await deleteSure(store, row(sid), 's');
+  if (raw === null) return;
+  try {
+    const s = JSON.parse(Buffer.from(raw).toString('utf8')) as StoredSession;
+    if (typeof s.user === 'string' && typeof s.expires === 'number') await deleteSure(store, indexRow(s.user), indexCol(s.expires, sid));
+  } catch {
+    // an unreadable session has no index entry we could name; the row itself is gone
+  }
 }
 
 export function csrfToken(secret: Buffer, sid: string): string {

@@ -5,6 +5,7 @@ import type { User, WebEnv } from '../context.js';
 import { handle, page, redirect, HttpError } from '../http.js';
 import { startSession, endSession, formFields, mustLogIn, safeNext } from '../middleware.js';
 import { LoginPage, MenuPage, PasswordPage, SignupPage } from '../views/account.js';
+import { endSessions } from '../sessions.js';
 
 function me(c: Context<WebEnv>): User {
   const u = c.var.user;
@@ -83,7 +84,9 @@ export function accountRoutes(): Hono<WebEnv> {
       if (f.new !== f.new2) return show('The two new passwords differ.', undefined, 400);
       const res = await changePassword(c.var.deps.store, user.name, f.old, f.new);
       if (!res.ok) return show(res.problem, undefined, 400);
-      return show(undefined, 'Your password was changed.');
+      // Whoever else was logged in as this user (perhaps with the old password) is logged out.
+      const ended = await endSessions(c.var.deps.store, user.name, { keep: c.var.sid, all: true });
+      return show(undefined, `Your password was changed.${ended > 0 ? ` ${ended === 1 ? 'Your other session was' : `Your ${ended} other sessions were`} logged out.` : ''}`);
     }),
   );
 
