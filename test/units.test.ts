@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Actor } from '../actors/actor.js';
 import { MasterCore, initialAssignments } from '../actors/master-core.js';
 import { masterOptions } from '../actors/master.js';
+import { ReplicaCore } from '../actors/storage/replica-core.js';
 import { TabletHost } from '../actors/storage/tablet-host.js';
 import { WorkerLog } from '../actors/storage/worker-log.js';
 import { TabletState } from '../actors/storage/tablet-state.js';
@@ -249,10 +250,40 @@ describe('actor mailbox', () => {
   });
 });
 
+describe('replica core pacing', () => {
+  it('an idle primary probes each peer once per idleProbeMs, not on every tick', () => {
+    const opts = { me: 'a', tablet: 1, maxScan: 100, ringRecords: 1000, ringBytes: 1 << 20, batchBytes: 1 << 20, maxInflightBatches: 4, retransmitMs: 200, idleProbeMs: 1000, joinerTimeoutMs: 1000, dropAfterMs: 1000, retryMs: 100, commitTimeoutMs: 5000 };
+    const core = new ReplicaCore(opts, { state: new TabletState(1, 0, 1), lastEpoch: 1, clean: true });
+    let now = 0;
+    const probes = new Map<string, number>();
+    const feed = (input: Parameters<ReplicaCore['handle']>[0]): void => {
+      for (const e of core.handle(input, now)) {
+        if (e.kind !== 'send' || e.req.t !== 'repl') continue;
+        probes.set(e.to, (probes.get(e.to) ?? 0) + 1);
+        // Every peer answers at once: durable where the primary's log ends (nothing to send).
+        const rep = { t: 'repl_ack', epoch: 1, ok: true, reason: 'ok', lastLsn: 0, durable: 0 } as const;
+        pending.push({ kind: 'repl_ack', from: e.to, rep });
+      }
+    };
+    const pending: Array<Parameters<ReplicaCore['handle']>[0]> = [];
+    feed({ kind: 'config', cfg: { epoch: 1, primary: 'a', replicas: ['a', 'b', 'c'], inSync: ['a', 'b', 'c'] } });
+    feed({ kind: 'lease', until: 1e9 });
+    for (; now <= 10_000; now += 50) {
+      feed({ kind: 'tick' });
+      while (pending.length > 0) feed(pending.shift()!);
+    }
+    // Ten idle seconds: about ten probes per peer (plus the first ones that learn where their logs end).
+    for (const peer of ['b', 'c']) {
+      expect(probes.get(peer)).toBeGreaterThanOrEqual(8);
+      expect(probes.get(peer)).toBeLessThanOrEqual(14);
+    }
+  });
+});
+
 describe('tablet host eviction', () => {
   it('keeps at most `resident` tablets in memory, checkpoints the evicted, and reloads them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'penncloud-host-'));
-    const core = { me: 'solo', maxScan: 100, ringRecords: 1000, ringBytes: 1 << 20, batchBytes: 1 << 20, maxInflightBatches: 4, retransmitMs: 200, joinerTimeoutMs: 1000, dropAfterMs: 1000, retryMs: 100, commitTimeoutMs: 5000 };
+    const core = { me: 'solo', maxScan: 100, ringRecords: 1000, ringBytes: 1 << 20, batchBytes: 1 << 20, maxInflightBatches: 4, retransmitMs: 200, idleProbeMs: 1000, joinerTimeoutMs: 1000, dropAfterMs: 1000, retryMs: 100, commitTimeoutMs: 5000 };
     const opts = { me: 'solo', resident: 2, checkpointBytes: 1 << 30, logBytes: 1 << 30, mailbox: 100, core };
     const openLog = (dataDir: string) => WorkerLog.open({ dataDir, worker: 0, owns: () => true, maxRecordBytes: 1 << 20, segmentBytes: 1 << 20 });
     const env = { send: () => Promise.reject(new Error('no peers')), master: () => Promise.reject(new Error('no master')), log: () => undefined };

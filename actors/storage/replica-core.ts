@@ -37,6 +37,8 @@ export interface CoreOptions {
   maxInflightBatches: number;
   /** No acknowledgement progress for this long: resend from the last acknowledged lsn. */
   retransmitMs: number;
+  /** An idle primary probes each peer this often (a peer that restarted then says where its log ends). */
+  idleProbeMs: number;
   /** A joiner that makes no progress for this long is dropped; it starts catching up again. */
   joinerTimeoutMs: number;
   /** An in-sync replica that makes no progress for this long is reported to the master. */
@@ -526,8 +528,10 @@ export class ReplicaCore {
             p.inflight++;
           }
         }
-        if (!behind && p.inflight === 0 && this.now - p.lastProgress > this.opts.retransmitMs) {
-          // Idle: probe, so a peer that restarted tells us where its log ends.
+        if (!behind && p.inflight === 0 && this.now - Math.max(p.lastProgress, p.resentAt) > this.opts.idleProbeMs) {
+          // Idle: probe, so a peer that restarted tells us where its log ends. Paced by resentAt:
+          // lastProgress does not move while idle, so pacing by it alone re-probed on every tick.
+          p.resentAt = this.now;
           this.sendRepl(node, this.state.lsn, []);
           p.inflight++;
         }

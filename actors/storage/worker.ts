@@ -96,6 +96,7 @@ const host = new TabletHost(
       batchBytes: Math.min(4 << 20, Math.floor(cfg.maxMessageBytes / 2)),
       maxInflightBatches: 16,
       retransmitMs: Math.max(200, cfg.heartbeatMs * 2),
+      idleProbeMs: Math.max(1000, cfg.heartbeatMs * 10),
       joinerTimeoutMs: 2000,
       dropAfterMs: 1000,
       retryMs: Math.max(100, cfg.heartbeatMs),

@@ -378,6 +378,7 @@ export class Simulation {
       batchBytes: r.pick([60, 200, 1000, 4 << 20]),
       maxInflightBatches: r.pick([1, 4, 16]),
       retransmitMs: Math.max(200, opts.heartbeatMs * 2),
+      idleProbeMs: Math.max(1000, opts.heartbeatMs * 10),
       joinerTimeoutMs: 2000,
       dropAfterMs: 1000,
       retryMs: Math.max(100, opts.heartbeatMs),
