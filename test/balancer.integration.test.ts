@@ -51,6 +51,12 @@ describe('balancer in front of two frontends', () => {
     for (const l of locs) expect([`${cluster.url('web1')}/some/path?x=1`, `${cluster.url('web2')}/some/path?x=1`]).toContain(l);
   });
 
+  it('answers /healthz itself, not with a redirect', async () => {
+    const r = await fetch(cluster.url() + '/healthz', { redirect: 'manual' });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe('ok');
+  });
+
   it('keeps the method and body of a POST (307)', async () => {
     const r = await fetch(cluster.url() + '/login', { method: 'POST', body: 'a=b', redirect: 'manual' });
     expect(r.status).toBe(307);

@@ -74,7 +74,7 @@ describe('web: accounts and sessions over two frontends', () => {
       expect(res.status, name).toBe(400);
       expect(res.text, name).toContain(msg);
     }
-    const mismatch = await u.postForm('/signup', { name: 'carol', password: PW, password2: PW + 'x' });
+    const mismatch = await u.postForm('/signup', { username: 'carol', password: PW, password_again: PW + 'x' });
     expect(mismatch.status).toBe(400);
     expect(mismatch.text).toContain('The two passwords differ');
     expect(await env.client.get('user:carol', 'account')).toBeNull();
@@ -83,7 +83,7 @@ describe('web: accounts and sessions over two frontends', () => {
   it('of many sign-ups racing for one name on two frontends, exactly one wins', async () => {
     const clients = Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? web1() : web2()));
     await Promise.all(clients.map((c) => c.get('/signup')));
-    const results = await Promise.all(clients.map((c, i) => c.postForm('/signup', { name: 'racer', password: `${PW} ${i}`, password2: `${PW} ${i}` }, false)));
+    const results = await Promise.all(clients.map((c, i) => c.postForm('/signup', { username: 'racer', password: `${PW} ${i}`, password_again: `${PW} ${i}` }, false)));
     const winners = results.filter((r) => r.status === 303);
     const losers = results.filter((r) => r.status === 409);
     expect(winners.length).toBe(1);
@@ -119,10 +119,10 @@ describe('web: accounts and sessions over two frontends', () => {
     const u = web1();
     await u.signUp('erin', PW);
     await u.get('/account');
-    const wrongOld = await u.postForm('/account/password', { old: 'nope nope', new: 'new password 1', new2: 'new password 1' });
+    const wrongOld = await u.postForm('/account/password', { old_password: 'nope nope', new_password: 'new password 1', new_password_again: 'new password 1' });
     expect(wrongOld.status).toBe(400);
     expect(wrongOld.text).toContain('The current password is wrong.');
-    const ok = await u.postForm('/account/password', { old: PW, new: 'new password 1', new2: 'new password 1' });
+    const ok = await u.postForm('/account/password', { old_password: PW, new_password: 'new password 1' });
     expect(ok.status).toBe(200);
     expect(ok.text).toContain('Your password was changed.');
     const sidBefore = u.cookies.get('pc_sid');
@@ -136,6 +136,20 @@ describe('web: accounts and sessions over two frontends', () => {
     expect((await web2().logIn('erin', 'new password 1')).text).toContain('Hello, erin');
   });
 
+  it('serves the documented form interface: username + password, old_password + new_password', async () => {
+    // As a script would: fetch the form for its CSRF token, post only the documented fields.
+    const u = web1();
+    await u.get('/signup');
+    const up = await u.postForm('/signup', { username: 'Ivy', password: PW }, false);
+    expect(up.status).toBe(303);
+    const s = web2();
+    await s.get('/');
+    expect((await s.postForm('/login', { username: 'ivy', password: PW })).text).toContain('Hello, ivy');
+    await s.get('/account/password');
+    expect((await s.postForm('/account/password', { old_password: PW, new_password: 'ivy password 2' })).text).toContain('Your password was changed.');
+    expect((await web1().logIn('ivy', 'ivy password 2')).text).toContain('Hello, ivy');
+  });
+
   it('a password change logs out every other session of the account, on any frontend', async () => {
     const phone = web2();
     await phone.signUp('frank', PW);
@@ -144,7 +158,7 @@ describe('web: accounts and sessions over two frontends', () => {
     const tablet = web2();
     expect((await tablet.logIn('frank', PW)).text).toContain('Hello, frank');
     await laptop.get('/account');
-    const ok = await laptop.postForm('/account/password', { old: PW, new: 'new password 2', new2: 'new password 2' });
+    const ok = await laptop.postForm('/account/password', { old_password: PW, new_password: 'new password 2', new_password_again: 'new password 2' });
     expect(ok.text).toContain('Your 2 other sessions were logged out.');
     expect((await phone.get('/')).text).not.toContain('Hello, frank');
     expect((await tablet.get('/')).text).not.toContain('Hello, frank');
@@ -178,13 +192,13 @@ describe('web: accounts and sessions over two frontends', () => {
     const u = web1();
     await u.get('/');
     const res = await u.raw('POST', '/signup', {
-      body: new URLSearchParams({ name: 'mallory', password: PW, password2: PW }).toString(),
+      body: new URLSearchParams({ username: 'mallory', password: PW }).toString(),
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     expect(res.status).toBe(403);
     expect(res.text).toContain('CSRF');
     const forged = await u.raw('POST', '/signup', {
-      body: new URLSearchParams({ _csrf: 'x'.repeat(32), name: 'mallory', password: PW, password2: PW }).toString(),
+      body: new URLSearchParams({ _csrf: 'x'.repeat(32), username: 'mallory', password: PW }).toString(),
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     expect(forged.status).toBe(403);
@@ -193,7 +207,7 @@ describe('web: accounts and sessions over two frontends', () => {
     const other = web2();
     await other.get('/');
     u.csrf = other.csrf;
-    expect((await u.postForm('/signup', { name: 'mallory', password: PW, password2: PW })).status).toBe(403);
+    expect((await u.postForm('/signup', { username: 'mallory', password: PW })).status).toBe(403);
   });
 
   it('issues a new session id at login (no session fixation)', async () => {
@@ -284,12 +298,12 @@ describe('web: accounts and sessions over two frontends', () => {
     expect(res.status).toBe(303);
     expect(res.headers.get('location')).toBe('/?next=%2Faccount');
     await u.get('/?next=%2Faccount');
-    const after = await u.postForm('/login', { name: 'bob', password: PW, next: '/account' });
+    const after = await u.postForm('/login', { username: 'bob', password: PW, next: '/account' });
     expect(after.text).toContain('Change password');
     // No open redirects: a foreign `next` is ignored.
     const v = web2();
     await v.get('/');
-    const r = await v.postForm('/login', { name: 'bob', password: PW, next: '//evil.example/' }, false);
+    const r = await v.postForm('/login', { username: 'bob', password: PW, next: '//evil.example/' }, false);
     expect(r.headers.get('location')).toBe('/');
   });
 });

@@ -71,6 +71,11 @@ export async function runBalancer(topo: Topology): Promise<{ stop(): Promise<voi
   await control.start();
 
   const app = new Hono();
+  // The balancer's own health (it answers even when no frontend is up: that shows on / as a 503).
+  app.get('/healthz', (c) => {
+    c.header('cache-control', 'no-store');
+    return c.text('ok');
+  });
   app.all('*', (c) => {
     const target = registry.choose(monoNow());
     if (!target) {

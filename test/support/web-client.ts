@@ -71,11 +71,11 @@ export class WebClient {
   /** Signs up (the client must have loaded a page first for its CSRF token) and ends logged in. */
   async signUp(name: string, password: string): Promise<WebResponse> {
     if (!this.csrf) await this.get('/');
-    return this.postForm('/signup', { name, password, password2: password });
+    return this.postForm('/signup', { username: name, password, password_again: password });
   }
 
   async logIn(name: string, password: string): Promise<WebResponse> {
     if (!this.csrf) await this.get('/');
-    return this.postForm('/login', { name, password });
+    return this.postForm('/login', { username: name, password });
   }
 }

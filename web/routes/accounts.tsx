@@ -31,8 +31,8 @@ export function accountRoutes(): Hono<WebEnv> {
   app.post(
     '/login',
     handle(async (c) => {
-      const f = await formFields(c, ['name', 'password', 'next']);
-      const name = f.name.trim().toLowerCase();
+      const f = await formFields(c, ['username', 'password', 'next']);
+      const name = f.username.trim().toLowerCase();
       const res = await logIn(c.var.deps.store, c.var.deps.topo, name, f.password);
       if (!res.ok) return page('Log in', <LoginPage csrf={c.var.csrf} error={res.problem} name={name} next={safeNext(f.next)} />, res.status);
       await startSession(c, res.user);
@@ -48,10 +48,11 @@ export function accountRoutes(): Hono<WebEnv> {
   app.post(
     '/signup',
     handle(async (c) => {
-      const f = await formFields(c, ['name', 'password', 'password2']);
-      const name = f.name.trim().toLowerCase();
+      const f = await formFields(c, ['username', 'password', 'password_again']);
+      const name = f.username.trim().toLowerCase();
       const again = (error: string, status: 400 | 409) => page('Sign up', <SignupPage csrf={c.var.csrf} domain={domain(c)} error={error} name={name} />, status);
-      if (f.password !== f.password2) return again('The two passwords differ.', 400);
+      // The confirmation is the page's; a script may leave it out (the interface is username + password).
+      if (f.password_again !== '' && f.password !== f.password_again) return again('The two passwords differ.', 400);
       const res = await signUp(c.var.deps.store, c.var.deps.topo, name, f.password);
       if (!res.ok) return again(res.problem, res.problem.includes('taken') ? 409 : 400);
       await startSession(c, res.user);
@@ -67,22 +68,25 @@ export function accountRoutes(): Hono<WebEnv> {
     }),
   );
 
-  app.get(
-    '/account',
-    handle((c) => {
-      me(c);
-      return page('Account', <PasswordPage csrf={c.var.csrf} />);
-    }),
-  );
+  // The form lives at both addresses: /account (the menu links it) and /account/password (where it posts).
+  for (const path of ['/account', '/account/password']) {
+    app.get(
+      path,
+      handle((c) => {
+        me(c);
+        return page('Account', <PasswordPage csrf={c.var.csrf} />);
+      }),
+    );
+  }
 
   app.post(
     '/account/password',
     handle(async (c) => {
       const user = me(c);
-      const f = await formFields(c, ['old', 'new', 'new2']);
+      const f = await formFields(c, ['old_password', 'new_password', 'new_password_again']);
       const show = (error?: string, ok?: string, status?: 400 | 403) => page('Account', <PasswordPage csrf={c.var.csrf} error={error} ok={ok} />, status);
-      if (f.new !== f.new2) return show('The two new passwords differ.', undefined, 400);
-      const res = await changePassword(c.var.deps.store, user.name, f.old, f.new);
+      if (f.new_password_again !== '' && f.new_password !== f.new_password_again) return show('The two new passwords differ.', undefined, 400);
+      const res = await changePassword(c.var.deps.store, user.name, f.old_password, f.new_password);
       if (!res.ok) return show(res.problem, undefined, 400);
       // Whoever else was logged in as this user (perhaps with the old password) is logged out.
       const ended = await endSessions(c.var.deps.store, user.name, { keep: c.var.sid, all: true });

@@ -12,7 +12,7 @@ export function LoginPage(props: { csrf: string; error?: string | undefined; nam
         <Csrf token={props.csrf} />
         {props.next && <input type="hidden" name="next" value={props.next} />}
         <label for="name">Username</label>
-        <input id="name" name="name" type="text" autocomplete="username" autocapitalize="none" required value={props.name ?? ''} autofocus />
+        <input id="name" name="username" type="text" autocomplete="username" autocapitalize="none" required value={props.name ?? ''} autofocus />
         <label for="password">Password</label>
         <input id="password" name="password" type="password" autocomplete="current-password" required />
         <div class="actions">
@@ -34,7 +34,7 @@ export function SignupPage(props: { csrf: string; error?: string | undefined; na
       <form method="post" action="/signup">
         <Csrf token={props.csrf} />
         <label for="name">Username</label>
-        <input id="name" name="name" type="text" autocomplete="username" autocapitalize="none" required value={props.name ?? ''} autofocus />
+        <input id="name" name="username" type="text" autocomplete="username" autocapitalize="none" required value={props.name ?? ''} autofocus />
         <div class="hint">
           {USERNAME_RULES}. Your address will be <span class="mono">name@{props.domain}</span>.
         </div>
@@ -42,7 +42,7 @@ export function SignupPage(props: { csrf: string; error?: string | undefined; na
         <input id="password" name="password" type="password" autocomplete="new-password" required />
         <div class="hint">{PASSWORD_RULES}.</div>
         <label for="password2">Password again</label>
-        <input id="password2" name="password2" type="password" autocomplete="new-password" required />
+        <input id="password2" name="password_again" type="password" autocomplete="new-password" required />
         <div class="actions">
           <button type="submit">Sign up</button>
           <span class="muted">
@@ -93,12 +93,12 @@ export function PasswordPage(props: { csrf: string; error?: string | undefined; 
       <form method="post" action="/account/password">
         <Csrf token={props.csrf} />
         <label for="old">Current password</label>
-        <input id="old" name="old" type="password" autocomplete="current-password" required />
+        <input id="old" name="old_password" type="password" autocomplete="current-password" required />
         <label for="new">New password</label>
-        <input id="new" name="new" type="password" autocomplete="new-password" required />
+        <input id="new" name="new_password" type="password" autocomplete="new-password" required />
         <div class="hint">{PASSWORD_RULES}.</div>
         <label for="new2">New password again</label>
-        <input id="new2" name="new2" type="password" autocomplete="new-password" required />
+        <input id="new2" name="new_password_again" type="password" autocomplete="new-password" required />
         <div class="actions">
           <button type="submit">Change password</button>
           <a href="/">Back</a>
