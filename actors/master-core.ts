@@ -6,6 +6,17 @@
 // bumps the tablet's epoch, clears the primary (so nobody serves it), asks every live in-sync replica
 // for its log end (which also fences it against the old epoch), and promotes the one with the longest
 // log; the replicas that answered stay in sync (their logs are prefixes of the winner's), the rest drop out.
+//
+// Handing back: after a failover the primaries stay where the elections put them, so a node that came
+// back serves no writes and another serves too many. Once the cluster has been whole and quiet for
+// `rebalanceAfterMs`, the master moves one tablet at a time back to its preferred primary (the first
+// of its replicas, as the initial assignment spread them): the same election with the old primary
+// alive. It bumps the epoch and clears the primary, asks the in-sync replicas for their log ends
+// (which fences them, the old primary too), and promotes the longest log, preferring the tablet's
+// preferred node on a tie. The election finishes only once the old primary has answered (so it is
+// fenced and refuses reads and writes) or every lease it was granted before the change has expired
+// (later leases come with the map that takes the tablet from it). The tablet is unavailable for about
+// one round of position requests.
 import type { MapNode, NodeState, NodeStatus, TabletAssignment, TabletMap, TabletReport } from '../transport/messages.js';
 
 export interface MasterOptions {
@@ -18,6 +29,8 @@ export interface MasterOptions {
   leaseMarginMs: number;
   nodeDeadMs: number;
   electionTimeoutMs: number;
+  /** Hand primaries back to their preferred nodes once the cluster has been whole and unchanged this long (0: never). */
+  rebalanceAfterMs: number;
 }
 
 export interface PersistedAssignment {
@@ -49,6 +62,19 @@ interface Election {
   deadline: number;
 }
 
+/** A primary being handed back to the tablet's preferred node. */
+interface Handover {
+  tablet: number;
+  from: string;
+  to: string;
+  epoch: number;
+  /** When the old primary's tablet was taken: leases it was granted before then end by startedAt + lease + margin. */
+  startedAt: number;
+}
+
+/** After a handover that did not reach its target, that tablet is not tried again for this long. */
+const HANDOVER_RETRY_MS = 30_000;
+
 /** Replica sets spread evenly: tablet t lives on nodes t, t+1, ..., t+R-1 (mod N); the first is primary. */
 export function initialAssignments(names: string[], tablets: number, replication: number): PersistedAssignment[] {
   return Array.from({ length: tablets }, (_, id) => {
@@ -65,9 +91,17 @@ export class MasterCore {
   private version = 1;
   private out: MasterEffect[] = [];
   private readonly startedAt: number;
+  /** When the assignments last changed (quiet time before a handover). */
+  private changedAt: number;
+  private handover: Handover | null = null;
+  /** The latest time seen by tick (changed() has no clock of its own). */
+  private clock: number;
+  private readonly handoverFailedAt = new Map<number, number>();
 
   constructor(private readonly opts: MasterOptions, persisted: PersistedAssignment[] | null, now: number) {
     this.startedAt = now;
+    this.changedAt = now;
+    this.clock = now;
     const names = opts.storage.map((s) => s.name);
     // A master that starts (or restarts) must assume every node may hold a lease granted just now.
     for (const n of names) this.nodes.set(n, { name: n, lastSeen: null, leaseGrantedAt: now, pid: null, stopped: false });
@@ -152,6 +186,7 @@ export class MasterCore {
   }
 
   tick(now: number): void {
+    this.clock = Math.max(this.clock, now);
     this.refreshStates(now);
     for (const a of this.assignments) {
       // A dead or stopped replica stops counting: the primary no longer waits for it. Only while the
@@ -166,6 +201,28 @@ export class MasterCore {
       if (a.primary !== null && this.isDown(a.primary, now) && this.leaseExpired(a.primary, now)) this.startElection(a, now);
       else if (a.primary === null) this.tryFinishElection(a.id, now);
     }
+    this.maybeHandBack(now);
+  }
+
+  // ---- handing primaries back ----
+
+  private maybeHandBack(now: number): void {
+    const h = this.handover;
+    if (h !== null && (this.assignments[h.tablet]!.epoch !== h.epoch || this.assignments[h.tablet]!.primary !== null)) this.handover = null; // settled some other way
+    if (this.opts.rebalanceAfterMs <= 0 || this.handover !== null || this.elections.size > 0) return;
+    if (now - this.changedAt < this.opts.rebalanceAfterMs) return;
+    // Only a whole cluster: every node up, every tablet with a primary and every replica in sync.
+    for (const n of this.nodes.keys()) if (!this.isUp(n, now)) return;
+    if (this.assignments.some((a) => a.primary === null || a.inSync.length !== a.replicas.length)) return;
+    const a = this.assignments.find((x) => x.primary !== x.replicas[0] && now - (this.handoverFailedAt.get(x.id) ?? -Infinity) > HANDOVER_RETRY_MS);
+    if (!a) return;
+    const from = a.primary!;
+    const to = a.replicas[0]!;
+    a.epoch++;
+    a.primary = null;
+    this.handover = { tablet: a.id, from, to, epoch: a.epoch, startedAt: now };
+    this.changed(`tablet ${a.id}: handing the primary back from ${from} to ${to} (epoch ${a.epoch})`);
+    this.ask(a, now);
   }
 
   // ---- failover ----
@@ -199,13 +256,21 @@ export class MasterCore {
       return;
     }
     if (!allAnswered && now <= e.deadline) return;
+    const h = this.handover !== null && this.handover.tablet === tablet && this.handover.epoch === a.epoch ? this.handover : null;
+    // A handed-back primary may still serve under a lease granted before the change, unless it has
+    // answered (and is fenced): wait for one or the other.
+    if (h && !e.answers.has(h.from) && now <= h.startedAt + this.opts.leaseMs + this.opts.leaseMarginMs) return;
     let winner = '';
     let best = -1;
     for (const [n, lsn] of e.answers) {
-      if (lsn > best) {
+      if (lsn > best || (lsn === best && n === a.replicas[0])) {
         best = lsn;
         winner = n;
       }
+    }
+    if (h) {
+      this.handover = null;
+      if (winner !== h.to) this.handoverFailedAt.set(tablet, now);
     }
     a.primary = winner;
     // Only those that answered were fenced and are known to be prefixes of the winner's log.
@@ -254,6 +319,7 @@ export class MasterCore {
   }
 
   private changed(msg: string): void {
+    this.changedAt = this.clock;
     this.version++;
     this.out.push({ kind: 'log', msg });
     this.persist();

@@ -20,6 +20,7 @@ export function masterOptions(topo: Topology): MasterOptions {
     leaseMarginMs: Math.max(20, Math.floor(topo.timeouts.leaseMs / 10)),
     nodeDeadMs: topo.timeouts.nodeDeadMs,
     electionTimeoutMs: Math.max(200, topo.timeouts.heartbeatMs * 3),
+    rebalanceAfterMs: topo.timeouts.rebalanceAfterMs,
   };
 }
 

@@ -166,4 +166,46 @@ describe('replication 3 on 4 storage nodes', () => {
     await expectIdenticalReplicas(env.client, synced);
     for (const r of bulk.slice(0, 100)) expect(Buffer.from((await env.client.get(r, 'c'))!).toString()).toBe(r);
   });
+
+  it('hands primaries moved by failovers back to their preferred nodes once the cluster is whole, losing no write', async () => {
+    // The tests above killed, paused and stopped nodes: some primaries now sit away from the first of
+    // their replicas (the preferred node the initial assignment chose).
+    const before = await allInSync(env.client);
+    const moved = before.assignments.filter((a) => a.primary !== a.replicas[0]);
+    expect(moved.length).toBeGreaterThan(0);
+    // Writers keep going on rows of the moved tablets while the master hands them back one by one.
+    const rows = moved.flatMap((a) => {
+      const out: string[] = [];
+      for (let i = 0; out.length < 2; i++) if (tabletOf(`hb${a.id}-${i}`, TABLETS) === a.id) out.push(`hb${a.id}-${i}`);
+      return out;
+    });
+    const acked = new Map<string, number>();
+    const unknown = new Map<string, number[]>();
+    let stop = false;
+    const writers = rows.map(async (row) => {
+      for (let n = 0; !stop; n++) {
+        try {
+          await env.client.put(row, 'c', String(n));
+          acked.set(row, n);
+          unknown.set(row, []);
+        } catch (e) {
+          if (!(e instanceof StoreError)) throw e;
+          if (e.code === 'unknown') unknown.get(row)?.push(n);
+        }
+      }
+    });
+    const after = await until('primaries back on their preferred nodes', async () => {
+      const m = await env.client.map(true);
+      return m.assignments.every((a) => a.primary === a.replicas[0]) ? m : undefined;
+    }, 60_000);
+    stop = true;
+    await Promise.all(writers);
+    for (const a of moved) expect(after.assignments[a.id]!.epoch).toBeGreaterThan(a.epoch);
+    for (const row of rows) {
+      expect(acked.get(row)).toBeGreaterThan(0);
+      const got = Number(Buffer.from((await env.client.get(row, 'c'))!).toString());
+      expect([acked.get(row), ...(unknown.get(row) ?? [])]).toContain(got);
+    }
+    await expectIdenticalReplicas(env.client, await allInSync(env.client));
+  });
 });

@@ -48,7 +48,7 @@ function report(what: string, r: ReturnType<typeof runMany>): void {
   console.log(
     `${what}: ${r.results.length + r.failures.length} seeds, ${r.failures.length} failed, ${sum((x) => x.steps)} steps, ` +
       `${sum((x) => x.ops)} client ops (${sum((x) => x.unknownOps)} unknown), ${sum((x) => x.faults)} faults, ` +
-      `${sum((x) => x.elections)} elections, ${sum((x) => x.renewals)} epoch renewals, ${sum((x) => x.snapshots)} snapshot installs, ` +
+      `${sum((x) => x.elections)} elections (${sum((x) => x.handovers)} handing primaries back), ${sum((x) => x.renewals)} epoch renewals, ${sum((x) => x.snapshots)} snapshot installs, ` +
       `${r.results.filter((x) => x.linearizabilityTimedOut).length} linearizability checks timed out; ${r.ms} ms`,
   );
   if (r.failures.length > 0) {
@@ -58,7 +58,10 @@ function report(what: string, r: ReturnType<typeof runMany>): void {
 
 describe('deterministic simulation', () => {
   it(`random faults: ${single ? `seed ${single[0]}` : `${seeds.length} seeds`} (invariants every step, linearizability, liveness after healing)`, () => {
-    report('simulation', runMany(seeds, {}));
+    const r = runMany(seeds, {});
+    report('simulation', r);
+    // The faults must have moved primaries and the master handed some back to live preferred nodes.
+    if (!single) expect(r.results.reduce((a, x) => a + x.handovers, 0)).toBeGreaterThan(0);
   }, 600_000);
 
   it('replays a seed exactly', () => {

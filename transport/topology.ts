@@ -35,6 +35,7 @@ export interface Topology {
     leaseMs: number;
     requestMs: number;
     restartDelayMs: number;
+    rebalanceAfterMs: number;
   };
   limits: {
     maxMessageBytes: number;
@@ -135,13 +136,14 @@ export function parseTopology(text: string, file = '<inline>'): Topology {
     mailDomain: str(c, 'cluster', 'mail_domain', 'penncloud.local'),
   };
   const t = table(root, 'timeouts', false);
-  rejectUnknown(t, 'timeouts', ['heartbeat_ms', 'node_dead_ms', 'lease_ms', 'request_ms', 'restart_delay_ms']);
+  rejectUnknown(t, 'timeouts', ['heartbeat_ms', 'node_dead_ms', 'lease_ms', 'request_ms', 'restart_delay_ms', 'rebalance_after_ms']);
   const timeouts = {
     heartbeatMs: int(t, 'timeouts', 'heartbeat_ms', 100, 10, 60_000),
     nodeDeadMs: int(t, 'timeouts', 'node_dead_ms', 400, 50, 600_000),
     leaseMs: int(t, 'timeouts', 'lease_ms', 400, 30, 600_000),
     requestMs: int(t, 'timeouts', 'request_ms', 2000, 10, 600_000),
     restartDelayMs: int(t, 'timeouts', 'restart_delay_ms', 500, 0, 600_000),
+    rebalanceAfterMs: int(t, 'timeouts', 'rebalance_after_ms', 5000, 0, 86_400_000),
   };
   if (timeouts.nodeDeadMs <= 2 * timeouts.heartbeatMs) {
     throw new ConfigError(`timeouts.node_dead_ms (${timeouts.nodeDeadMs}) must exceed twice timeouts.heartbeat_ms`);

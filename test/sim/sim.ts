@@ -62,6 +62,8 @@ export interface SimOptions {
   nodeDeadMs: number;
   requestMs: number;
   restartDelayMs: number; // worker restart delay (node.ts restart_delay_ms)
+  /** The master hands primaries back to their preferred nodes after the cluster is whole this long (0: never). */
+  rebalanceAfterMs: number;
   drop: number; // probability a message is lost
   dup: number; // probability a message is delivered twice (not client requests, see dupClientRequests)
   /** Duplicate client data requests too. The protocol has no idempotency tokens, so a duplicated write
@@ -120,6 +122,7 @@ export function defaultOptions(seed: number): SimOptions {
     nodeDeadMs: 400,
     requestMs: 2000,
     restartDelayMs: 500,
+    rebalanceAfterMs: 1000,
     drop: 0.02,
     dup: 0.01,
     dupClientRequests: false,
@@ -157,6 +160,8 @@ export interface SimResult {
   unknownOps: number;
   faults: number;
   elections: number;
+  /** Elections that handed a primary back to its preferred node (a live old primary). */
+  handovers: number;
   linearizabilityTimedOut: boolean;
   healMs: number;
   renewals: number;
@@ -347,6 +352,7 @@ export class Simulation {
   private mapCache: { key: string; assignments: TabletAssignment[] } | null = null;
   private faults = 0;
   private elections = 0;
+  private handovers = 0;
   private renewals = 0;
   private snapshots = 0;
   private readonly rowsByTablet: string[][];
@@ -367,6 +373,7 @@ export class Simulation {
       leaseMarginMs: Math.max(20, Math.floor(opts.leaseMs / 10)),
       nodeDeadMs: opts.nodeDeadMs,
       electionTimeoutMs: Math.max(200, opts.heartbeatMs * 3),
+      rebalanceAfterMs: opts.rebalanceAfterMs,
     };
     // The production core options (worker.ts), with a small ring and small batches drawn per seed so
     // that snapshots, "too far behind" and multi-batch streaming happen.
@@ -547,6 +554,7 @@ export class Simulation {
       if (e.kind === 'log') {
         this.note(`master: ${e.msg}`);
         if (e.msg.includes('promoted')) this.elections++;
+        if (e.msg.includes('handing the primary back')) this.handovers++;
         if (e.msg.includes('renewed')) this.renewals++;
       } else if (e.kind === 'position') {
         const m = this.master;
@@ -1469,6 +1477,7 @@ export class Simulation {
       unknownOps: this.history.filter((o) => o.outcome === 'unknown').length,
       faults: this.faults,
       elections: this.elections,
+      handovers: this.handovers,
       linearizabilityTimedOut: res.timedOut === true,
       healMs: this.now - this.healStart,
       renewals: this.renewals,
