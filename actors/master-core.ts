@@ -42,7 +42,7 @@ export interface PersistedAssignment {
 }
 
 export type MasterEffect =
-  | { kind: 'persist'; assignments: PersistedAssignment[] }
+  | { kind: 'persist'; assignments: PersistedAssignment[]; version: number }
   | { kind: 'position'; node: string; tablet: number; epoch: number }
   | { kind: 'log'; msg: string };
 
@@ -74,6 +74,8 @@ interface Handover {
 
 /** After a handover that did not reach its target, that tablet is not tried again for this long. */
 const HANDOVER_RETRY_MS = 30_000;
+/** Between two handovers (the quiet time counts only other changes). */
+const HANDOVER_GAP_MS = 1000;
 
 /** Replica sets spread evenly: tablet t lives on nodes t, t+1, ..., t+R-1 (mod N); the first is primary. */
 export function initialAssignments(names: string[], tablets: number, replication: number): PersistedAssignment[] {
@@ -91,15 +93,22 @@ export class MasterCore {
   private version = 1;
   private out: MasterEffect[] = [];
   private readonly startedAt: number;
-  /** When the assignments last changed (quiet time before a handover). */
+  /** When the assignments last changed other than by a handover (quiet time before handing back). */
   private changedAt: number;
+  private handoverEndedAt = -Infinity;
   private handover: Handover | null = null;
   /** The latest time seen by tick (changed() has no clock of its own). */
   private clock: number;
   private readonly handoverFailedAt = new Map<number, number>();
 
-  constructor(private readonly opts: MasterOptions, persisted: PersistedAssignment[] | null, now: number) {
+  /**
+   * `firstVersion`: the number of this incarnation's first map. It must exceed every map version a
+   * previous incarnation handed out (clients keep the highest version they saw and ignore lower ones):
+   * master.ts derives it from the persisted version and the wall clock.
+   */
+  constructor(private readonly opts: MasterOptions, persisted: PersistedAssignment[] | null, now: number, firstVersion = 1) {
     this.startedAt = now;
+    this.version = firstVersion;
     this.changedAt = now;
     this.clock = now;
     const names = opts.storage.map((s) => s.name);
@@ -210,7 +219,7 @@ export class MasterCore {
     const h = this.handover;
     if (h !== null && (this.assignments[h.tablet]!.epoch !== h.epoch || this.assignments[h.tablet]!.primary !== null)) this.handover = null; // settled some other way
     if (this.opts.rebalanceAfterMs <= 0 || this.handover !== null || this.elections.size > 0) return;
-    if (now - this.changedAt < this.opts.rebalanceAfterMs) return;
+    if (now - this.changedAt < this.opts.rebalanceAfterMs || now - this.handoverEndedAt < HANDOVER_GAP_MS) return;
     // Only a whole cluster: every node up, every tablet with a primary and every replica in sync.
     for (const n of this.nodes.keys()) if (!this.isUp(n, now)) return;
     if (this.assignments.some((a) => a.primary === null || a.inSync.length !== a.replicas.length)) return;
@@ -221,7 +230,7 @@ export class MasterCore {
     a.epoch++;
     a.primary = null;
     this.handover = { tablet: a.id, from, to, epoch: a.epoch, startedAt: now };
-    this.changed(`tablet ${a.id}: handing the primary back from ${from} to ${to} (epoch ${a.epoch})`);
+    this.changed(`tablet ${a.id}: handing the primary back from ${from} to ${to} (epoch ${a.epoch})`, true);
     this.ask(a, now);
   }
 
@@ -256,6 +265,10 @@ export class MasterCore {
       return;
     }
     if (!allAnswered && now <= e.deadline) return;
+    // A restarted master does not know whether the previous incarnation cleared this primary for a
+    // handover (old primary alive, perhaps with a lease): without an answer from every in-sync replica,
+    // it waits until any lease granted before it started has run out.
+    if (!a.inSync.every((n) => e.answers.has(n)) && now <= this.startedAt + this.opts.leaseMs + this.opts.leaseMarginMs) return;
     const h = this.handover !== null && this.handover.tablet === tablet && this.handover.epoch === a.epoch ? this.handover : null;
     // A handed-back primary may still serve under a lease granted before the change, unless it has
     // answered (and is fenced): wait for one or the other.
@@ -270,13 +283,14 @@ export class MasterCore {
     }
     if (h) {
       this.handover = null;
+      this.handoverEndedAt = now;
       if (winner !== h.to) this.handoverFailedAt.set(tablet, now);
     }
     a.primary = winner;
     // Only those that answered were fenced and are known to be prefixes of the winner's log.
     a.inSync = a.inSync.filter((n) => e.answers.has(n));
     this.elections.delete(tablet);
-    this.changed(`tablet ${tablet}: ${winner} promoted at epoch ${a.epoch} (log end ${best}); in sync: ${a.inSync.join(', ')}`);
+    this.changed(`tablet ${tablet}: ${winner} promoted at epoch ${a.epoch} (log end ${best}); in sync: ${a.inSync.join(', ')}`, h !== null);
   }
 
   // ---- node states ----
@@ -318,8 +332,8 @@ export class MasterCore {
     }
   }
 
-  private changed(msg: string): void {
-    this.changedAt = this.clock;
+  private changed(msg: string, byHandover = false): void {
+    if (!byHandover) this.changedAt = this.clock;
     this.version++;
     this.out.push({ kind: 'log', msg });
     this.persist();
@@ -329,6 +343,7 @@ export class MasterCore {
     this.out.push({
       kind: 'persist',
       assignments: this.assignments.map((a) => ({ id: a.id, replicas: [...a.replicas], primary: a.primary, epoch: a.epoch, inSync: [...a.inSync] })),
+      version: this.version,
     });
   }
 

@@ -24,21 +24,21 @@ export function masterOptions(topo: Topology): MasterOptions {
   };
 }
 
-/** Reads the persisted assignments; refuses ones that do not fit the topology (it changed under the data). */
-function loadAssignments(file: string, topo: Topology): PersistedAssignment[] | null {
+/** Reads the persisted assignments (and the map version then); refuses ones that do not fit the topology (it changed under the data). */
+function loadAssignments(file: string, topo: Topology): { list: PersistedAssignment[]; version: number } | null {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
     return null;
   }
-  const parsed = JSON.parse(text) as { assignments?: PersistedAssignment[] };
+  const parsed = JSON.parse(text) as { assignments?: PersistedAssignment[]; version?: unknown };
   const list = parsed.assignments;
   const names = new Set(topo.storage.map((s) => s.name));
   if (!Array.isArray(list) || list.length !== topo.cluster.tablets || list.some((a) => a.replicas.length !== topo.cluster.replication || a.replicas.some((r) => !names.has(r)))) {
     throw new Error(`${file} does not match the topology (tablets, replication or storage nodes changed); move the data directory away to start afresh`);
   }
-  return list;
+  return { list, version: typeof parsed.version === 'number' && Number.isSafeInteger(parsed.version) ? parsed.version : 0 };
 }
 
 function writeDurably(file: string, data: string): void {
@@ -68,7 +68,11 @@ export async function runMaster(topo: Topology, dataRoot: string): Promise<Maste
   const dir = join(dataRoot, topo.master.name);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'assignments.json');
-  const core = new MasterCore(masterOptions(topo), loadAssignments(file, topo), Date.now());
+  const loaded = loadAssignments(file, topo);
+  // Map versions only grow, across restarts too: above the last persisted one (node-state changes
+  // since then are far fewer than the margin) and above the wall clock in ms, for a lost file.
+  const firstVersion = Math.max(Date.now(), (loaded?.version ?? 0) + 1_000_000);
+  const core = new MasterCore(masterOptions(topo), loaded?.list ?? null, Date.now(), firstVersion);
   const clients = new Map<string, RpcClient>();
   const clientFor = (ep: string): RpcClient => {
     let c = clients.get(ep);
@@ -83,7 +87,7 @@ export async function runMaster(topo: Topology, dataRoot: string): Promise<Maste
   function run(effects: MasterEffect[]): void {
     // Each persist carries the whole assignment table: writing the newest one covers the batch.
     const persist = effects.filter((e) => e.kind === 'persist').pop();
-    if (persist) writeDurably(file, JSON.stringify({ assignments: persist.assignments }));
+    if (persist) writeDurably(file, JSON.stringify({ assignments: persist.assignments, version: persist.version }));
     const asks = effects.filter((e) => e.kind === 'position');
     for (const e of effects) if (e.kind === 'log') log.info(e.msg);
     if (asks.length === 0) return;

@@ -287,6 +287,7 @@ class SimMaster implements Owner {
   up = true;
   core: MasterCore;
   persisted: PersistedAssignment[] | null = null;
+  persistedVersion = 0;
   pending = new Map<number, Pending>();
 
   constructor(core: MasterCore) {
@@ -549,7 +550,11 @@ export class Simulation {
 
   private runMasterEffects(): void {
     const effects: MasterEffect[] = this.master.core.takeEffects();
-    for (const e of effects) if (e.kind === 'persist') this.master.persisted = e.assignments.map((a) => ({ ...a, replicas: [...a.replicas], inSync: [...a.inSync] }));
+    for (const e of effects) {
+      if (e.kind !== 'persist') continue;
+      this.master.persisted = e.assignments.map((a) => ({ ...a, replicas: [...a.replicas], inSync: [...a.inSync] }));
+      this.master.persistedVersion = e.version;
+    }
     for (const e of effects) {
       if (e.kind === 'log') {
         this.note(`master: ${e.msg}`);
@@ -607,7 +612,7 @@ export class Simulation {
     m.inc++;
     m.up = true;
     m.pending.clear();
-    m.core = new MasterCore(this.masterOpts, m.persisted, this.now);
+    m.core = new MasterCore(this.masterOpts, m.persisted, this.now, m.persistedVersion + 1_000_000); // as master.ts
     this.note(`master restarted (assignments ${JSON.stringify(m.persisted?.map((a) => [a.epoch, a.primary, a.inSync.join('')]))})`);
     this.runMasterEffects();
     this.schedule(Math.max(20, Math.floor(this.opts.heartbeatMs / 2)), m, () => this.masterTick());
