@@ -76,6 +76,11 @@ interface Handover {
 const HANDOVER_RETRY_MS = 30_000;
 /** Between two handovers (the quiet time counts only other changes). */
 const HANDOVER_GAP_MS = 1000;
+/**
+ * A tablet is handed back only after its primary reported the same log end, equal to the target's, for
+ * this long: with writes in flight the old primary's log is ahead, it would win the election again.
+ */
+const HANDOVER_IDLE_MS = 500;
 
 /** Replica sets spread evenly: tablet t lives on nodes t, t+1, ..., t+R-1 (mod N); the first is primary. */
 export function initialAssignments(names: string[], tablets: number, replication: number): PersistedAssignment[] {
@@ -100,6 +105,8 @@ export class MasterCore {
   /** The latest time seen by tick (changed() has no clock of its own). */
   private clock: number;
   private readonly handoverFailedAt = new Map<number, number>();
+  /** Per tablet: when its primary last reported a different log end (writes going on). */
+  private readonly lsnChangedAt = new Map<number, number>();
 
   /**
    * `firstVersion`: the number of this incarnation's first map. It must exceed every map version a
@@ -141,7 +148,9 @@ export class MasterCore {
     rec.stopped = stopped;
     for (const t of tablets) {
       const a = this.assignments[t.id];
-      if (a && a.replicas.includes(node)) a.lsn[node] = t.lsn;
+      if (!a || !a.replicas.includes(node)) continue;
+      if (a.lsn[node] !== t.lsn && a.primary === node) this.lsnChangedAt.set(t.id, now);
+      a.lsn[node] = t.lsn;
     }
     this.tick(now);
     if (stopped) return 0;
@@ -223,7 +232,15 @@ export class MasterCore {
     // Only a whole cluster: every node up, every tablet with a primary and every replica in sync.
     for (const n of this.nodes.keys()) if (!this.isUp(n, now)) return;
     if (this.assignments.some((a) => a.primary === null || a.inSync.length !== a.replicas.length)) return;
-    const a = this.assignments.find((x) => x.primary !== x.replicas[0] && now - (this.handoverFailedAt.get(x.id) ?? -Infinity) > HANDOVER_RETRY_MS);
+    const a = this.assignments.find(
+      (x) =>
+        x.primary !== x.replicas[0] &&
+        now - (this.handoverFailedAt.get(x.id) ?? -Infinity) > HANDOVER_RETRY_MS &&
+        // Quiet: no write in flight, the target holds what the primary holds.
+        now - (this.lsnChangedAt.get(x.id) ?? -Infinity) >= HANDOVER_IDLE_MS &&
+        x.lsn[x.primary!] !== undefined &&
+        x.lsn[x.primary!] === x.lsn[x.replicas[0]!],
+    );
     if (!a) return;
     const from = a.primary!;
     const to = a.replicas[0]!;

@@ -272,6 +272,47 @@ describe('WorkerLog', () => {
     await again.log.close();
   });
 
+  it('a tablet appending while its checkpoint is written keeps those records: they are replayed after it', async () => {
+    const { log, tablets } = await openAll([1], { segmentBytes: 4096 });
+    const a = tablets[0]!.log;
+    for (let i = 1; i <= 200; i += 20) await appendAll(a, i, i + 19);
+    const cells: Array<[string, string, Uint8Array]> = [['state', 'as of', Buffer.from('200')]];
+    // The checkpoint of the state at lsn 200 is running; lsns 201.. arrive meanwhile, some before and
+    // some after its file is written.
+    const written = a.checkpoint(200, 1, cells);
+    await appendAll(a, 201, 230);
+    await written;
+    await appendAll(a, 231, 240);
+    expect(a.bytesSinceCheckpoint).toBeGreaterThan(0); // 201..240 are still the log's to keep
+    expect(log.oldestHolders().length).toBeLessThanOrEqual(1);
+    // A second checkpoint while one runs is refused, not interleaved.
+    const first = a.checkpoint(240, 1, [['state', 'as of', Buffer.from('240')]]);
+    await expect(a.checkpoint(240, 1, [])).rejects.toThrow(/already being checkpointed/);
+    await first;
+    await appendAll(a, 241, 245);
+    await log.close();
+
+    const again = await openAll([1]);
+    const r = again.tablets[0]!.recovered;
+    expect(r.problems).toEqual([]);
+    expect(r.checkpointLsn).toBe(240);
+    expect(Buffer.from(r.cells[0]![2]).toString()).toBe('240');
+    expectRecords(r.records, range(241, 245).map((i) => rec(i)));
+    await again.log.close();
+
+    // Crash right after a checkpoint whose later records were written: they come back on top of it.
+    const third = await openAll([1]);
+    const t = third.tablets[0]!.log;
+    const cp = t.checkpoint(245, 1, [['state', 'as of', Buffer.from('245')]]);
+    await appendAll(t, 246, 250);
+    await cp;
+    await third.log.abandon();
+    const fourth = await openAll([1]);
+    expect(fourth.tablets[0]!.recovered.checkpointLsn).toBe(245);
+    expectRecords(fourth.tablets[0]!.recovered.records, range(246, 250).map((i) => rec(i)));
+    await fourth.log.close();
+  });
+
   it('install replaces a diverged tail: the old records never come back', async () => {
     const { log, tablets } = await openAll([3]);
     const t = tablets[0]!.log;

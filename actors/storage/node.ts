@@ -110,9 +110,21 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
     });
   }
 
-  /** Every worker's tablets and counters; with `metricsEnd` (a unix second) also the last minute's op metrics. */
-  async function collect(metricsEnd?: number): Promise<{ tablets: TabletReport[]; stats: NodeStats; metrics: NodeMetrics | null }> {
-    const replies = await Promise.all(slots.map((s) => ask(s, (id) => ({ type: 'report', id, ...(metricsEnd !== undefined ? { metricsEnd } : {}) }), 1000)));
+  /** The last report of each worker: a heartbeat does not wait long for a busy worker, it sends what it had. */
+  const lastReports = new Map<WorkerSlot, Extract<FromWorker, { type: 'report' }>>();
+
+  /**
+   * Every worker's tablets and counters; with `metricsEnd` (a unix second) also the last minute's op
+   * metrics. A worker that does not answer within `waitMs` is represented by its previous report.
+   */
+  async function collect(metricsEnd?: number, waitMs = 1000): Promise<{ tablets: TabletReport[]; stats: NodeStats; metrics: NodeMetrics | null }> {
+    const replies = await Promise.all(
+      slots.map(async (s) => {
+        const r = await ask(s, (id) => ({ type: 'report', id, ...(metricsEnd !== undefined ? { metricsEnd } : {}) }), waitMs);
+        if (r?.type === 'report') lastReports.set(s, r);
+        return r ?? (s.ready ? lastReports.get(s) : undefined);
+      }),
+    );
     const meters: MeterSnapshot[] = [];
     const tablets: TabletReport[] = [];
     const stats: NodeStats = { received: 0, malformed: 0, oversized: 0, ops: 0 };
@@ -203,7 +215,9 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
     if (beating || exiting || stopped) return;
     beating = true;
     try {
-      const { tablets } = await collect();
+      // Heartbeats keep their period even when a worker is busy (a big checkpoint, a burst of large
+      // writes): a late heartbeat would have the master declare the node dead and fail its tablets over.
+      const { tablets } = await collect(undefined, Math.max(20, Math.floor(topo.timeouts.heartbeatMs / 2)));
       const sentAt = monoNow();
       const rep = await master.request({ t: 'heartbeat', node: name, pid: process.pid, tablets, stopped: false });
       if (rep.t !== 'map' || rep.map === null || stopped) return;

@@ -76,6 +76,8 @@ export class TabletActor extends Actor<TabletMsg> {
   private readonly responders = new Map<number, Respond>();
   private nextToken = 1;
   private syncRequested = 0; // highest lsn a durable notice is already on its way for
+  /** A checkpoint being written (the mailbox goes on meanwhile); install and close wait for it. */
+  private checkpointRunning: Promise<void> | null = null;
   private flushScheduled = false;
 
   /** `cleanReload`: this process closed the tablet cleanly before (eviction), so its log lost nothing. */
@@ -130,7 +132,7 @@ export class TabletActor extends Actor<TabletMsg> {
     if (recovered.problems.length > 0) {
       // Records were lost (damage in the log): a checkpoint now makes the log forget what is past the
       // gap, so that records appended from here on are never cut off by it again at the next recovery.
-      await wal.checkpoint(state.lsn, lastEpoch, state.allCells());
+      await wal.checkpoint(state.lsn, lastEpoch, [...state.allCells()]);
       this.env.log('warn', `tablet ${this.id}: repaired by a checkpoint at lsn ${state.lsn} (${recovered.problems.join('; ')})`);
     }
     this.core = new ReplicaCore({ ...this.opts.core, tablet: this.id }, { state, lastEpoch, clean: this.cleanReload && recovered.problems.length === 0 });
@@ -178,9 +180,21 @@ export class TabletActor extends Actor<TabletMsg> {
       case 'flush':
         this.flushScheduled = false;
         return this.feed({ kind: 'flush' });
-      case 'checkpoint':
+      case 'checkpoint': {
+        // Written in the background from a copy of the state: requests go on being served meanwhile.
         // Still "queued" while it runs: asking again meanwhile would only repeat it.
-        return this.checkpoint().finally(() => (this.checkpointQueued = false));
+        const running = this.checkpoint()
+          .catch((e: unknown) => {
+            if (this.wal?.failed) this.fail(e);
+            else this.env.log('error', `tablet ${this.id}: checkpoint failed: ${(e as Error).message}`);
+          })
+          .finally(() => {
+            this.checkpointQueued = false;
+            if (this.checkpointRunning === running) this.checkpointRunning = null;
+          });
+        this.checkpointRunning = running;
+        return;
+      }
     }
   }
 
@@ -254,6 +268,7 @@ export class TabletActor extends Actor<TabletMsg> {
 
   private async install(e: Extract<Effect, { kind: 'install' }>): Promise<void> {
     const started = Date.now();
+    await this.checkpointRunning;
     await this.wal!.install(e.lsn, e.epoch, e.cells);
     this.syncRequested = e.lsn;
     this.env.log('info', `tablet ${this.id}: installed a snapshot of ${e.cells.length} cells at lsn ${e.lsn} in ${Date.now() - started} ms`);
@@ -300,13 +315,16 @@ export class TabletActor extends Actor<TabletMsg> {
     const core = this.core;
     if (this.phase !== 'serving' || wal === null || core === null || wal.bytesSinceCheckpoint === 0) return;
     const started = Date.now();
-    await wal.whenDurable(core.lsn);
-    await wal.checkpoint(core.lsn, core.epoch, core.tablet.allCells());
-    this.env.log('info', `tablet ${this.id} checkpointed at lsn ${core.lsn} (${core.cells} cells) in ${Date.now() - started} ms`);
+    // A copy of the state, and the lsn it is at, in this turn: the log marks exactly these records.
+    const lsn = core.lsn;
+    const cells = [...core.tablet.allCells()];
+    await wal.checkpoint(lsn, core.epoch, cells);
+    this.env.log('info', `tablet ${this.id} checkpointed at lsn ${lsn} (${cells.length} cells) in ${Date.now() - started} ms`);
   }
 
   private async close(checkpoint: boolean): Promise<void> {
     const wal = this.wal;
+    await this.checkpointRunning;
     try {
       // Let the log catch up and release the replies that only waited for it (everything, with one replica).
       // What still waits for replicas fails: a write's outcome is then unknown (never "unavailable",
@@ -342,6 +360,7 @@ export class TabletActor extends Actor<TabletMsg> {
     this.wal = null;
     await this.loaded.catch(() => undefined);
     (wal ?? this.wal)?.abandon();
+    await this.checkpointRunning; // its file write finishes before a successor may open the tablet
   }
 
   protected override crashed(error: unknown, msg: TabletMsg): void {

@@ -124,6 +124,8 @@ export class WorkerLog {
   /** File operations other than appends (segment deletion), one at a time. */
   private fileOps: Promise<void> = Promise.resolve();
   private readonly held = new Map<number, Held>();
+  /** Checkpoints being written, by tablet: what the tablet appended meanwhile (above the mark) stays held. */
+  private readonly checkpointing = new Map<number, { firstAfter: number | null; bytesAfter: number }>();
   /** Records found at start-up for tablets not loaded since, and why some tablets need repair. */
   private readonly backlog = new Map<number, LogRecord[]>();
   private readonly damaged = new Map<number, string>();
@@ -305,6 +307,11 @@ export class WorkerLog {
     const h = this.held.get(tablet);
     if (h) h.bytes += frame.bytes;
     else this.held.set(tablet, { firstSeq: seq, bytes: frame.bytes });
+    const c = this.checkpointing.get(tablet);
+    if (c) {
+      c.firstAfter ??= seq;
+      c.bytesAfter += frame.bytes;
+    }
     this.scheduleFlush();
     return { seq, bytes: frame.bytes };
   }
@@ -322,14 +329,27 @@ export class WorkerLog {
    * up to lsn are durable and that it appends nothing until this returns. Afterwards the log holds
    * nothing for the tablet, and old segments nobody needs are deleted.
    */
+  /**
+   * Writes `tablet`'s checkpoint: `cells` is its state as of (lsn, epoch), taken in the same turn as
+   * this call, so that it holds exactly the tablet's records appended so far (seq <= the mark, read
+   * now, before any await). The tablet may go on appending while the file is written: those records
+   * are above the mark, stay in the log and are replayed on top of the checkpoint.
+   */
   async checkpointTablet(tablet: number, lsn: number, epoch: number, cells: Iterable<[string, string, Uint8Array]>): Promise<void> {
     this.assertUsable('checkpoint');
-    const logMark = this._durableSeq;
-    const dir = tabletDir(this.opts.dataDir, tablet);
-    await mkdir(dir, { recursive: true });
-    await writeCheckpointFile(dir, { lsn, epoch, logMark }, cells, this.opts.maxRecordBytes);
-    const h = this.held.get(tablet);
-    if (h && h.firstSeq <= logMark) this.held.delete(tablet); // (records after the mark would be a caller bug)
+    if (this.checkpointing.has(tablet)) throw new Error(`checkpoint: tablet ${tablet} is already being checkpointed`);
+    const logMark = this.lastSeq;
+    const after = { firstAfter: null as number | null, bytesAfter: 0 };
+    this.checkpointing.set(tablet, after);
+    try {
+      const dir = tabletDir(this.opts.dataDir, tablet);
+      await mkdir(dir, { recursive: true });
+      await writeCheckpointFile(dir, { lsn, epoch, logMark }, cells, this.opts.maxRecordBytes);
+    } finally {
+      this.checkpointing.delete(tablet);
+    }
+    if (after.firstAfter === null) this.held.delete(tablet);
+    else this.held.set(tablet, { firstSeq: after.firstAfter, bytes: after.bytesAfter });
     this.backlog.delete(tablet);
     this.damaged.delete(tablet);
     await this.deleteUnneededSegments();
@@ -526,12 +546,14 @@ export class TabletLog {
     return this.log.whenDurable(this.seqs[lsn - this.durLsn - 1]!);
   }
 
-  /** Checkpoints the tablet's state as of `lsn` (which must be lastLsn; nothing may be appended until it returns). */
-  async checkpoint(lsn: number, epoch: number, cells: Iterable<[string, string, Uint8Array]>): Promise<void> {
-    if (this.closed) throw new Error(`checkpoint: tablet ${this.tablet}'s log is closed`);
-    if (lsn !== this._lastLsn) throw new Error(`checkpoint: lsn ${lsn} is not lastLsn (${this._lastLsn})`);
-    await this.whenDurable(lsn);
-    await this.log.checkpointTablet(this.tablet, lsn, epoch, cells);
+  /**
+   * Checkpoints the tablet's state as of `lsn`, which must be lastLsn now; `cells` must be a copy of
+   * that state (the tablet may append again before this resolves: those records stay in the log).
+   */
+  checkpoint(lsn: number, epoch: number, cells: Array<[string, string, Uint8Array]>): Promise<void> {
+    if (this.closed) return Promise.reject(new Error(`checkpoint: tablet ${this.tablet}'s log is closed`));
+    if (lsn !== this._lastLsn) return Promise.reject(new Error(`checkpoint: lsn ${lsn} is not lastLsn (${this._lastLsn})`));
+    return this.log.checkpointTablet(this.tablet, lsn, epoch, cells); // reads the mark before its first await
   }
 
   /**
