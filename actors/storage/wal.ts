@@ -296,7 +296,7 @@ export async function writevAll(fh: FileHandle, parts: Buffer[]): Promise<void> 
   }
 }
 
-/** Collects frames and writes them in batches of about `limit` bytes. */
+/** Collects frames (big values by reference) and writes them in batches of about `limit` bytes. */
 class BatchWriter {
   private pending: Buffer[] = [];
   private bytes = 0;
@@ -305,18 +305,23 @@ class BatchWriter {
     private readonly limit: number,
   ) {}
 
-  async add(frame: Buffer): Promise<void> {
-    this.pending.push(frame);
-    this.bytes += frame.length;
-    if (this.bytes >= this.limit) await this.flush();
+  async add(frame: Buffer | LogFrame): Promise<void> {
+    if (Buffer.isBuffer(frame)) {
+      this.pending.push(frame);
+      this.bytes += frame.length;
+    } else {
+      this.pending.push(...frame.parts);
+      this.bytes += frame.bytes;
+    }
+    if (this.bytes >= this.limit || this.pending.length >= MAX_WRITEV_PARTS - 2) await this.flush();
   }
 
   async flush(): Promise<void> {
     if (this.pending.length === 0) return;
-    const data = Buffer.concat(this.pending, this.bytes);
+    const parts = this.pending;
     this.pending = [];
     this.bytes = 0;
-    await writeAll(this.fh, data);
+    await writevAll(this.fh, parts);
   }
 }
 
@@ -359,8 +364,10 @@ export async function writeCheckpointFile(
     let seq = 0;
     for (const [row, col, value] of cells) {
       seq++;
-      const frame = encodeFrame({ lsn: seq, epoch, kind: 'put', row, col, value });
-      const payloadBytes = frame.length - FRAME_HEADER_BYTES;
+      // The bytes of encodeFrame({lsn: seq, epoch, kind: 'put', row, col, value}), a big value by reference.
+      if (typeof row !== 'string' || typeof col !== 'string' || !(value instanceof Uint8Array)) throw new TypeError(`checkpoint cell ${String(row)}/${String(col)} is malformed`);
+      const frame = framePartsWithValue(seq, [epoch, 1, row, col], asBuffer(value));
+      const payloadBytes = frame.bytes - FRAME_HEADER_BYTES;
       if (payloadBytes > maxPayload) throw new RangeError(`checkpoint cell ${row}/${col}: ${payloadBytes} bytes > maxRecordBytes`);
       await out.add(frame);
     }
@@ -480,34 +487,41 @@ export function encodeLogFrameParts(seq: number, tablet: number, rec: LogRecord)
   if (!Number.isSafeInteger(tablet) || tablet < 0) throw new TypeError(`bad tablet ${tablet}`);
   if (!Number.isSafeInteger(rec.lsn) || rec.lsn < 1) throw new TypeError(`bad lsn ${rec.lsn}`);
   const value = rec.value == null ? null : asBuffer(rec.value);
-  const put = rec.kind === 'put' ? 1 : 0;
+  return framePartsWithValue(seq, [tablet, rec.lsn, rec.epoch, rec.kind === 'put' ? 1 : 0, rec.row, rec.col], value);
+}
+
+/**
+ * The frame at `seq` whose payload is the CBOR array [...head, value], as pieces: one buffer, or for a
+ * big value [header + CBOR up to the byte-string header, value] so the value is never copied.
+ */
+export function framePartsWithValue(seq: number, head: unknown[], value: Buffer | null): LogFrame {
   if (value === null || value.length < BIG_VALUE_BYTES) {
-    const frame = frameOf(seq, cborEncoder.encode([tablet, rec.lsn, rec.epoch, put, rec.row, rec.col, value]));
+    const frame = frameOf(seq, cborEncoder.encode([...head, value]));
     return { parts: [frame], bytes: frame.length };
   }
   if (!Number.isSafeInteger(seq) || seq < 0) throw new TypeError(`bad lsn ${seq}`);
-  // CBOR of the 7-element array = array header 0x87, the six small items, then the byte string
-  // header and the value's bytes. Encode the six items as a 6-array (header 0x86) and patch it.
-  const six = cborEncoder.encode([tablet, rec.lsn, rec.epoch, put, rec.row, rec.col]);
-  if (six[0] !== 0x86) throw new Error(`unexpected CBOR array header 0x${six[0]!.toString(16)}`);
+  if (head.length + 1 > 23) throw new RangeError('framePartsWithValue: at most 22 head items');
+  // CBOR of the (n+1)-array = header 0x80+n+1, the n head items, then the byte string header and the
+  // value's bytes. Encode the head as an n-array (header 0x80+n) and patch the count.
+  const prefix = cborEncoder.encode(head);
+  if (prefix[0] !== 0x80 + head.length) throw new Error(`unexpected CBOR array header 0x${prefix[0]!.toString(16)}`);
   const bstr = value.length < 0x10000 ? 3 : 5;
-  const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES + six.length + bstr);
-  const payloadBytes = six.length + bstr + value.length;
-  head.writeUInt32LE(payloadBytes, 0);
-  head.writeUInt32LE(seq % 2 ** 32, 8);
-  head.writeUInt32LE(Math.floor(seq / 2 ** 32), 12);
-  head.set(six, FRAME_HEADER_BYTES);
-  head[FRAME_HEADER_BYTES] = 0x87;
-  const at = FRAME_HEADER_BYTES + six.length;
+  const first = Buffer.allocUnsafe(FRAME_HEADER_BYTES + prefix.length + bstr);
+  first.writeUInt32LE(prefix.length + bstr + value.length, 0);
+  first.writeUInt32LE(seq % 2 ** 32, 8);
+  first.writeUInt32LE(Math.floor(seq / 2 ** 32), 12);
+  first.set(prefix, FRAME_HEADER_BYTES);
+  first[FRAME_HEADER_BYTES] = 0x80 + head.length + 1;
+  const at = FRAME_HEADER_BYTES + prefix.length;
   if (bstr === 3) {
-    head[at] = 0x59;
-    head.writeUInt16BE(value.length, at + 1);
+    first[at] = 0x59;
+    first.writeUInt16BE(value.length, at + 1);
   } else {
-    head[at] = 0x5a;
-    head.writeUInt32BE(value.length, at + 1);
+    first[at] = 0x5a;
+    first.writeUInt32BE(value.length, at + 1);
   }
-  head.writeUInt32LE(crc32(value, crc32(head.subarray(8))), 4); // crc covers lsn bytes + payload
-  return { parts: [head, value], bytes: head.length + value.length };
+  first.writeUInt32LE(crc32(value, crc32(first.subarray(8))), 4); // crc covers lsn bytes + payload
+  return { parts: [first, value], bytes: first.length + value.length };
 }
 
 /** Decodes a worker-log payload; throws if it has the wrong shape. */
