@@ -41,6 +41,9 @@ export type TabletMsg =
 
 type Phase = 'loading' | 'serving' | 'failed' | 'closed';
 
+/** A checkpoint that failed is tried again after this long at the earliest. */
+const CHECKPOINT_RETRY_MS = 1000;
+
 // Callbacks queued during one turn of this thread's event loop, run together in one setImmediate.
 // Every tablet that decided writes in a turn forwards them in that one callback, so their repl
 // requests leave in the same tick and the transport puts those for one peer in one zmq message
@@ -78,6 +81,8 @@ export class TabletActor extends Actor<TabletMsg> {
   private syncRequested = 0; // highest lsn a durable notice is already on its way for
   /** A checkpoint being written (the mailbox goes on meanwhile); install and close wait for it. */
   private checkpointRunning: Promise<void> | null = null;
+  /** After a failed checkpoint (disk full, say), the next one waits until then instead of following every append. */
+  private checkpointRetryAt = 0;
   private flushScheduled = false;
 
   /** `cleanReload`: this process closed the tablet cleanly before (eviction), so its log lost nothing. */
@@ -185,8 +190,9 @@ export class TabletActor extends Actor<TabletMsg> {
         // Still "queued" while it runs: asking again meanwhile would only repeat it.
         const running = this.checkpoint()
           .catch((e: unknown) => {
-            if (this.wal?.failed) this.fail(e);
-            else this.env.log('error', `tablet ${this.id}: checkpoint failed: ${(e as Error).message}`);
+            if (this.wal?.failed) return this.fail(e);
+            this.checkpointRetryAt = Date.now() + CHECKPOINT_RETRY_MS;
+            this.env.log('error', `tablet ${this.id}: checkpoint failed (trying again in ${CHECKPOINT_RETRY_MS} ms): ${(e as Error).message}`);
           })
           .finally(() => {
             this.checkpointQueued = false;
@@ -259,7 +265,7 @@ export class TabletActor extends Actor<TabletMsg> {
           if (wal.failed) this.fail(e);
         },
       );
-      if (!this.checkpointQueued && wal.bytesSinceCheckpoint > this.opts.checkpointBytes) {
+      if (!this.checkpointQueued && wal.bytesSinceCheckpoint > this.opts.checkpointBytes && Date.now() >= this.checkpointRetryAt) {
         this.checkpointQueued = this.tell({ kind: 'checkpoint' }, true);
       }
     }
@@ -307,7 +313,7 @@ export class TabletActor extends Actor<TabletMsg> {
 
   /** Asks for a checkpoint (the worker log needs this tablet's old records gone); no-op if one is queued. */
   requestCheckpoint(): void {
-    if (!this.checkpointQueued && this.phase !== 'closed' && this.phase !== 'failed') this.checkpointQueued = this.tell({ kind: 'checkpoint' }, true);
+    if (!this.checkpointQueued && this.phase !== 'closed' && this.phase !== 'failed' && Date.now() >= this.checkpointRetryAt) this.checkpointQueued = this.tell({ kind: 'checkpoint' }, true);
   }
 
   private async checkpoint(): Promise<void> {
