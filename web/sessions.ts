@@ -52,6 +52,8 @@ const indexRow = (user: string): string => `sessions:${user}`;
 const indexCol = (expires: number, sid: string): string => `${String(Math.max(0, Math.floor(expires))).padStart(15, '0')}.${sid}`;
 /** Live sessions one account may hold; a login beyond this ends the oldest. */
 export const MAX_SESSIONS_PER_USER = 50;
+/** Expired sessions one login removes at most. */
+const MAX_SWEEP = 100;
 
 export async function saveSession(store: StoreClient, sid: string, user: User, ttlMs: number, now = Date.now()): Promise<void> {
   const s: StoredSession = { user: user.name, admin: user.admin, expires: now + ttlMs };
@@ -73,7 +75,8 @@ export async function endSessions(store: StoreClient, user: string, o: { keep?: 
     .sort((a, b) => a.expires - b.expires);
   const live = entries.filter((e) => e.expires > now && e.sid !== o.keep);
   const endLive = o.all ? live : live.slice(0, Math.max(0, live.length - (MAX_SESSIONS_PER_USER - 1)));
-  const end = [...entries.filter((e) => e.expires <= now), ...endLive];
+  // Bounded work per request: at most MAX_SWEEP expired entries now, the rest at a later login.
+  const end = [...entries.filter((e) => e.expires <= now).slice(0, MAX_SWEEP), ...endLive];
   await eachLimited(end, 8, async (e) => {
     await deleteSure(store, row(e.sid), 's');
     await deleteSure(store, indexRow(user), e.col);
