@@ -60,7 +60,8 @@ export async function saveSession(store: StoreClient, sid: string, user: User, t
   // The index first: a session it does not list could never be swept.
   await putSure(store, indexRow(user.name), indexCol(s.expires, sid), '');
   await putSure(store, row(sid), 's', JSON.stringify(s));
-  await endSessions(store, user.name, { keep: sid, now });
+  // Housekeeping: the login stands even if the sweep fails (a later login sweeps again).
+  await endSessions(store, user.name, { keep: sid, now }).catch(() => 0);
 }
 
 /**

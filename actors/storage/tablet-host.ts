@@ -9,6 +9,9 @@ import type { TabletConfig } from './replica-core.js';
 import { replay, TabletActor, type TabletEnv, type TabletOptions, type TabletRequest } from './tablet.js';
 import type { WorkerLog } from './worker-log.js';
 
+/** The trimmer checkpoints a resident tablet only if it holds at least this share of checkpoint_bytes. */
+const TRIM_MIN_SHARE = 1 / 8;
+
 export class TabletHost {
   /** Resident tablets, least recently used first (Map keeps insertion order; a touch re-inserts). */
   private readonly actors = new Map<number, TabletActor>();
@@ -81,9 +84,8 @@ export class TabletHost {
       const actor = this.actors.get(id);
       if (actor?.failed) this.evict(id, false); // folded on a later tick, once it has let go of its log
       else if (actor) {
-        if (this.log.heldBytes(id) >= this.opts.checkpointBytes / 8) actor.requestCheckpoint();
-      }
-      else if (!this.closing.has(id)) this.fold(id);
+        if (this.log.heldBytes(id) >= this.opts.checkpointBytes * TRIM_MIN_SHARE) actor.requestCheckpoint();
+      } else if (!this.closing.has(id)) this.fold(id);
     }
   }
 

@@ -190,6 +190,7 @@ export class TabletActor extends Actor<TabletMsg> {
         // Still "queued" while it runs: asking again meanwhile would only repeat it.
         const running = this.checkpoint()
           .catch((e: unknown) => {
+            if (this.phase === 'closed') return; // crashed or closed meanwhile: nothing to retry
             if (this.wal?.failed) return this.fail(e);
             this.checkpointRetryAt = Date.now() + CHECKPOINT_RETRY_MS;
             this.env.log('error', `tablet ${this.id}: checkpoint failed (trying again in ${CHECKPOINT_RETRY_MS} ms): ${(e as Error).message}`);

@@ -39,13 +39,18 @@ const cborEncoder = new Encoder({ useRecords: false });
 // copyBuffers: decoded values own their bytes instead of pinning the (large) read buffer.
 const cborDecoder = new Decoder({ useRecords: false, copyBuffers: true });
 
+/** Writes the length and lsn of a frame header into `buf` (the crc, at offset 4, comes last). */
+function writeFrameHead(buf: Buffer, payloadBytes: number, lsn: number): void {
+  if (!Number.isSafeInteger(lsn) || lsn < 0) throw new TypeError(`bad lsn ${lsn}`);
+  buf.writeUInt32LE(payloadBytes, 0);
+  buf.writeUInt32LE(lsn % 2 ** 32, 8);
+  buf.writeUInt32LE(Math.floor(lsn / 2 ** 32), 12);
+}
+
 /** Wraps an already encoded payload into a frame carrying `lsn`. */
 export function frameOf(lsn: number, payload: Uint8Array): Buffer {
-  if (!Number.isSafeInteger(lsn) || lsn < 0) throw new TypeError(`bad lsn ${lsn}`);
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
-  frame.writeUInt32LE(payload.length, 0);
-  frame.writeUInt32LE(lsn % 2 ** 32, 8);
-  frame.writeUInt32LE(Math.floor(lsn / 2 ** 32), 12);
+  writeFrameHead(frame, payload.length, lsn);
   frame.set(payload, FRAME_HEADER_BYTES);
   frame.writeUInt32LE(crc32(frame.subarray(8)), 4); // crc covers lsn bytes + payload
   return frame;
@@ -499,7 +504,6 @@ export function framePartsWithValue(seq: number, head: unknown[], value: Buffer 
     const frame = frameOf(seq, cborEncoder.encode([...head, value]));
     return { parts: [frame], bytes: frame.length };
   }
-  if (!Number.isSafeInteger(seq) || seq < 0) throw new TypeError(`bad lsn ${seq}`);
   if (head.length + 1 > 23) throw new RangeError('framePartsWithValue: at most 22 head items');
   // CBOR of the (n+1)-array = header 0x80+n+1, the n head items, then the byte string header and the
   // value's bytes. Encode the head as an n-array (header 0x80+n) and patch the count.
@@ -507,9 +511,7 @@ export function framePartsWithValue(seq: number, head: unknown[], value: Buffer 
   if (prefix[0] !== 0x80 + head.length) throw new Error(`unexpected CBOR array header 0x${prefix[0]!.toString(16)}`);
   const bstr = value.length < 0x10000 ? 3 : 5;
   const first = Buffer.allocUnsafe(FRAME_HEADER_BYTES + prefix.length + bstr);
-  first.writeUInt32LE(prefix.length + bstr + value.length, 0);
-  first.writeUInt32LE(seq % 2 ** 32, 8);
-  first.writeUInt32LE(Math.floor(seq / 2 ** 32), 12);
+  writeFrameHead(first, prefix.length + bstr + value.length, seq);
   first.set(prefix, FRAME_HEADER_BYTES);
   first[FRAME_HEADER_BYTES] = 0x80 + head.length + 1;
   const at = FRAME_HEADER_BYTES + prefix.length;

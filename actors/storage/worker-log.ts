@@ -325,15 +325,12 @@ export class WorkerLog {
   }
 
   /**
-   * Writes `tablet`'s checkpoint as of (lsn, epoch). The caller guarantees that the tablet's records
-   * up to lsn are durable and that it appends nothing until this returns. Afterwards the log holds
-   * nothing for the tablet, and old segments nobody needs are deleted.
-   */
-  /**
    * Writes `tablet`'s checkpoint: `cells` is its state as of (lsn, epoch), taken in the same turn as
    * this call, so that it holds exactly the tablet's records appended so far (seq <= the mark, read
-   * now, before any await). The tablet may go on appending while the file is written: those records
-   * are above the mark, stay in the log and are replayed on top of the checkpoint.
+   * now, before any await). The file is written once those records are durable, so a checkpoint never
+   * holds a write that a crash would have lost from the log. The tablet may go on appending meanwhile:
+   * those records are above the mark, stay in the log and are replayed on top of the checkpoint.
+   * Afterwards old segments nobody needs are deleted.
    */
   async checkpointTablet(tablet: number, lsn: number, epoch: number, cells: Iterable<[string, string, Uint8Array]>): Promise<void> {
     this.assertUsable('checkpoint');
@@ -342,6 +339,7 @@ export class WorkerLog {
     const after = { firstAfter: null as number | null, bytesAfter: 0 };
     this.checkpointing.set(tablet, after);
     try {
+      await this.whenDurable(logMark);
       const dir = tabletDir(this.opts.dataDir, tablet);
       await mkdir(dir, { recursive: true });
       await writeCheckpointFile(dir, { lsn, epoch, logMark }, cells, this.opts.maxRecordBytes);

@@ -89,7 +89,8 @@ export function accountRoutes(): Hono<WebEnv> {
       const res = await changePassword(c.var.deps.store, user.name, f.old_password, f.new_password);
       if (!res.ok) return show(res.problem, undefined, 400);
       // Whoever else was logged in as this user (perhaps with the old password) is logged out.
-      const ended = await endSessions(c.var.deps.store, user.name, { keep: c.var.sid, all: true });
+      const ended = await endSessions(c.var.deps.store, user.name, { keep: c.var.sid, all: true }).catch(() => null);
+      if (ended === null) return show(undefined, 'Your password was changed, but your other sessions could not all be logged out just now: change it again to retry.');
       return show(undefined, `Your password was changed.${ended > 0 ? ` ${ended === 1 ? 'Your other session was' : `Your ${ended} other sessions were`} logged out.` : ''}`);
     }),
   );
