@@ -403,13 +403,16 @@ export class RpcClient {
   }
 
   /**
-   * Starts the send loop on the next tick, unless it runs (or a ping is being sent): requests made
-   * in the same turn then share one message.
+   * Starts the send loop unless it runs (or a ping is being sent). A lone request goes on the next
+   * tick (no added latency); while others await replies, the loop starts after this turn of the event
+   * loop, so requests made by every callback of the turn share one message (a frontend parses each
+   * HTTP request in its own callback: one zmq send per page cost ~15 % of its CPU).
    */
   private kick(): void {
     if (this.sending || this.sendQueue.length === 0) return;
     this.sending = true;
-    process.nextTick(() => void this.drain());
+    if (this.pending.size - this.sendQueue.length > 0) setImmediate(() => void this.drain());
+    else process.nextTick(() => void this.drain());
   }
 
   /**

@@ -2,7 +2,6 @@
 // a redirect, JSON, or a ready Response for streams) or throw an HttpError; `handle` does the rest, so
 // status codes, headers and error pages are decided here and nowhere else.
 import type { Context } from 'hono';
-import { html } from 'hono/html';
 import type { Child } from 'hono/jsx';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { WebEnv } from './context.js';
@@ -51,7 +50,7 @@ export function handle(fn: Handler): (c: Context<WebEnv>) => Promise<Response> {
 export function respond(c: Context<WebEnv>, o: Outcome): Response | Promise<Response> {
   switch (o.kind) {
     case 'page':
-      return c.html(html`<!doctype html>${<Layout title={o.title} user={c.var.user} csrf={c.var.csrf}>{o.body}</Layout>}`, o.status ?? 200);
+      return htmlResponse(c, <Layout title={o.title} user={c.get('user')} csrf={c.get('csrf')}>{o.body}</Layout>, o.status ?? 200);
     case 'redirect':
       return c.redirect(o.to, 303);
     case 'json':
@@ -66,10 +65,21 @@ export function errorResponse(c: Context<WebEnv>, status: ContentfulStatusCode, 
   if ((c.req.header('accept') ?? '').includes('application/json') && !(c.req.header('accept') ?? '').includes('text/html')) {
     return c.json({ error: message }, status);
   }
-  return c.html(
-    html`<!doctype html>${<Layout title={`${status}`} user={c.var.user ?? null} csrf={c.var.csrf ?? ''}>
+  return htmlResponse(
+    c,
+    <Layout title={`${status}`} user={c.get('user') ?? null} csrf={c.get('csrf') ?? ''}>
       <ErrorPage status={status} message={message} back={back} />
-    </Layout>}`,
+    </Layout>,
     status,
   );
+}
+
+/** A whole page as one plain string (our JSX runtime renders each element as it is built: web/jsx). */
+export function renderPage(element: Child): string {
+  return `<!doctype html>${String(element)}`;
+}
+
+/** A plain string body lets @hono/node-server write it directly, without a web ReadableStream. */
+function htmlResponse(c: Context<WebEnv>, element: Child, status: ContentfulStatusCode): Response {
+  return c.html(renderPage(element), status);
 }

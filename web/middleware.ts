@@ -35,7 +35,7 @@ export function sessions(deps: WebDeps): MiddlewareHandler<WebEnv> {
 
 /** Logs `user` in: a new session id (never the one from before the login), stored, in the cookie. */
 export async function startSession(c: Context<WebEnv>, user: User): Promise<void> {
-  const { store, topo, secret } = c.var.deps;
+  const { store, topo, secret } = c.get('deps');
   const sid = newSessionId();
   const ttlS = topo.web.sessionHours * 3600;
   await saveSession(store, sid, user, ttlS * 1000);
@@ -46,12 +46,12 @@ export async function startSession(c: Context<WebEnv>, user: User): Promise<void
 }
 
 export async function endSession(c: Context<WebEnv>): Promise<void> {
-  await deleteSession(c.var.deps.store, c.var.sid);
+  await deleteSession(c.get('deps').store, c.get('sid'));
   const sid = newSessionId();
   setSessionCookie(c, sid);
   c.set('sid', sid);
   c.set('user', null);
-  c.set('csrf', csrfToken(c.var.deps.secret, sid));
+  c.set('csrf', csrfToken(c.get('deps').secret, sid));
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -92,7 +92,7 @@ export function csrf(): MiddlewareHandler<WebEnv> {
       c.set('form', form);
       token ??= form.get('_csrf') ?? undefined;
     }
-    if (!csrfValid(c.var.deps.secret, c.var.sid, token)) {
+    if (!csrfValid(c.get('deps').secret, c.get('sid'), token)) {
       return errorResponse(c, 403, 'This form has expired or did not come from penncloud (missing or wrong CSRF token). Reload the page and try again.');
     }
     return next();
@@ -101,7 +101,7 @@ export function csrf(): MiddlewareHandler<WebEnv> {
 
 /** The named fields of the request's url-encoded form ('' when absent). */
 export async function formFields<K extends string>(c: Context<WebEnv>, names: K[]): Promise<Record<K, string>> {
-  const form = c.var.form;
+  const form = c.get('form');
   if (!form) throw new HttpError(415, 'Expected a form (application/x-www-form-urlencoded).');
   const out = {} as Record<K, string>;
   for (const n of names) out[n] = form.get(n) ?? '';
@@ -117,7 +117,7 @@ export function safeNext(next: string | undefined | null): string | undefined {
 /** Pages behind this need a login: browsers are sent to the login form (and back after it). */
 export function mustLogIn(): MiddlewareHandler<WebEnv> {
   return async (c, next) => {
-    if (c.var.user) return next();
+    if (c.get('user')) return next();
     if (c.req.method === 'GET' || c.req.method === 'HEAD') {
       const url = new URL(c.req.url);
       return c.redirect(`/?next=${encodeURIComponent(url.pathname + url.search)}`, 303);
@@ -130,8 +130,9 @@ export function mustLogIn(): MiddlewareHandler<WebEnv> {
 export function mustBeAdmin(): MiddlewareHandler<WebEnv> {
   const login = mustLogIn();
   return async (c, next) => {
-    if (!c.var.user) return login(c, next);
-    if (!c.var.user.admin) return errorResponse(c, 403, 'The admin console is only for administrators.');
+    const user = c.get('user');
+    if (!user) return login(c, next);
+    if (!user.admin) return errorResponse(c, 403, 'The admin console is only for administrators.');
     return next();
   };
 }

@@ -12,8 +12,13 @@ import { join } from 'node:path';
 import { isMainThread, parentPort, threadId, workerData } from 'node:worker_threads';
 
 const dir = process.env['PENNCLOUD_PROF_DIR'];
+// Optional: profile only the nodes whose name matches this regex (e.g. '^web1$'); the others run at full speed.
+const only = process.env['PENNCLOUD_PROF_ONLY'];
+const fromWorker = (workerData as { node?: unknown } | null)?.node;
+// Which node: the main thread's argv is [node, penncloud.js, 'node', NAME, ...]; a tablet worker has it in workerData.
+const nodeName = isMainThread ? (process.argv[3] ?? 'process') : typeof fromWorker === 'string' ? fromWorker : 'worker';
 
-if (dir) {
+if (dir && (only === undefined || new RegExp(only).test(nodeName))) {
   mkdirSync(dir, { recursive: true });
   const session = new Session();
   session.connect();
@@ -21,9 +26,6 @@ if (dir) {
   session.post('Profiler.setSamplingInterval', { interval: 200 }); // µs
   session.post('Profiler.start');
   let written = false;
-  // Which node: the main thread's argv is [node, penncloud.js, 'node', NAME, ...]; a tablet worker has it in workerData.
-  const fromWorker = (workerData as { node?: unknown } | null)?.node;
-  const nodeName = isMainThread ? (process.argv[3] ?? 'process') : typeof fromWorker === 'string' ? fromWorker : 'worker';
   const dump = (): void => {
     if (written) return;
     written = true;

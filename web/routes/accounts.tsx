@@ -8,7 +8,7 @@ import { LoginPage, MenuPage, PasswordPage, SignupPage } from '../views/account.
 import { endSessions } from '../sessions.js';
 
 function me(c: Context<WebEnv>): User {
-  const u = c.var.user;
+  const u = c.get('user');
   if (!u) throw new HttpError(401, 'Please log in first.');
   return u;
 }
@@ -17,14 +17,14 @@ export function accountRoutes(): Hono<WebEnv> {
   const app = new Hono<WebEnv>();
   app.use('/account', mustLogIn());
   app.use('/account/*', mustLogIn());
-  const domain = (c: Context<WebEnv>): string => c.var.deps.topo.cluster.mailDomain;
+  const domain = (c: Context<WebEnv>): string => c.get('deps').topo.cluster.mailDomain;
 
   app.get(
     '/',
     handle((c) => {
-      const user = c.var.user;
+      const user = c.get('user');
       if (user) return page('Home', <MenuPage user={user} domain={domain(c)} />);
-      return page('Log in', <LoginPage csrf={c.var.csrf} next={safeNext(c.req.query('next'))} />);
+      return page('Log in', <LoginPage csrf={c.get('csrf')} next={safeNext(c.req.query('next'))} />);
     }),
   );
 
@@ -33,8 +33,8 @@ export function accountRoutes(): Hono<WebEnv> {
     handle(async (c) => {
       const f = await formFields(c, ['username', 'password', 'next']);
       const name = f.username.trim().toLowerCase();
-      const res = await logIn(c.var.deps.store, c.var.deps.topo, name, f.password);
-      if (!res.ok) return page('Log in', <LoginPage csrf={c.var.csrf} error={res.problem} name={name} next={safeNext(f.next)} />, res.status);
+      const res = await logIn(c.get('deps').store, c.get('deps').topo, name, f.password);
+      if (!res.ok) return page('Log in', <LoginPage csrf={c.get('csrf')} error={res.problem} name={name} next={safeNext(f.next)} />, res.status);
       await startSession(c, res.user);
       return redirect(safeNext(f.next) ?? '/');
     }),
@@ -42,7 +42,7 @@ export function accountRoutes(): Hono<WebEnv> {
 
   app.get(
     '/signup',
-    handle((c) => (c.var.user ? redirect('/') : page('Sign up', <SignupPage csrf={c.var.csrf} domain={domain(c)} />))),
+    handle((c) => (c.get('user') ? redirect('/') : page('Sign up', <SignupPage csrf={c.get('csrf')} domain={domain(c)} />))),
   );
 
   app.post(
@@ -50,10 +50,10 @@ export function accountRoutes(): Hono<WebEnv> {
     handle(async (c) => {
       const f = await formFields(c, ['username', 'password', 'password_again']);
       const name = f.username.trim().toLowerCase();
-      const again = (error: string, status: 400 | 409) => page('Sign up', <SignupPage csrf={c.var.csrf} domain={domain(c)} error={error} name={name} />, status);
+      const again = (error: string, status: 400 | 409) => page('Sign up', <SignupPage csrf={c.get('csrf')} domain={domain(c)} error={error} name={name} />, status);
       // The confirmation is the page's; a script may leave it out (the interface is username + password).
       if (f.password_again !== '' && f.password !== f.password_again) return again('The two passwords differ.', 400);
-      const res = await signUp(c.var.deps.store, c.var.deps.topo, name, f.password);
+      const res = await signUp(c.get('deps').store, c.get('deps').topo, name, f.password);
       if (!res.ok) return again(res.problem, res.problem.includes('taken') ? 409 : 400);
       await startSession(c, res.user);
       return redirect('/');
@@ -74,7 +74,7 @@ export function accountRoutes(): Hono<WebEnv> {
       path,
       handle((c) => {
         me(c);
-        return page('Account', <PasswordPage csrf={c.var.csrf} />);
+        return page('Account', <PasswordPage csrf={c.get('csrf')} />);
       }),
     );
   }
@@ -84,12 +84,12 @@ export function accountRoutes(): Hono<WebEnv> {
     handle(async (c) => {
       const user = me(c);
       const f = await formFields(c, ['old_password', 'new_password', 'new_password_again']);
-      const show = (error?: string, ok?: string, status?: 400 | 403) => page('Account', <PasswordPage csrf={c.var.csrf} error={error} ok={ok} />, status);
+      const show = (error?: string, ok?: string, status?: 400 | 403) => page('Account', <PasswordPage csrf={c.get('csrf')} error={error} ok={ok} />, status);
       if (f.new_password_again !== '' && f.new_password !== f.new_password_again) return show('The two new passwords differ.', undefined, 400);
-      const res = await changePassword(c.var.deps.store, user.name, f.old_password, f.new_password);
+      const res = await changePassword(c.get('deps').store, user.name, f.old_password, f.new_password);
       if (!res.ok) return show(res.problem, undefined, 400);
       // Whoever else was logged in as this user (perhaps with the old password) is logged out.
-      const ended = await endSessions(c.var.deps.store, user.name, { keep: c.var.sid, all: true }).catch(() => null);
+      const ended = await endSessions(c.get('deps').store, user.name, { keep: c.get('sid'), all: true }).catch(() => null);
       if (ended === null) return show(undefined, 'Your password was changed, but your other sessions could not all be logged out just now: change it again to retry.');
       return show(undefined, `Your password was changed.${ended > 0 ? ` ${ended === 1 ? 'Your other session was' : `Your ${ended} other sessions were`} logged out.` : ''}`);
     }),

@@ -60,7 +60,7 @@ export function adminRoutes(deps: WebDeps): Hono<WebEnv> {
         if (done === 'stop') ok = `${node} stopped: it now behaves as crashed, and its tablets fail over to their other replicas.`;
         if (done === 'restart') ok = `${node} is restarting: it recovers from its log and catches up, then shows as alive.`;
       }
-      return page('Admin', <AdminPage status={s} csrf={c.var.csrf} ok={ok} script={LIVE_SCRIPT} />);
+      return page('Admin', <AdminPage status={s} csrf={c.get('csrf')} ok={ok} script={LIVE_SCRIPT} />);
     }),
   );
 
@@ -70,7 +70,7 @@ export function adminRoutes(deps: WebDeps): Hono<WebEnv> {
       const s = await status();
       if (c.req.query('html') !== '1') return json(s);
       const html: Record<string, string> = {};
-      for (const [id, el] of Object.entries(liveParts(s, c.var.csrf))) html[id] = String(await el);
+      for (const [id, el] of Object.entries(liveParts(s, c.get('csrf')))) html[id] = String(await el);
       return json({ ...s, html });
     }),
   );
@@ -84,14 +84,14 @@ export function adminRoutes(deps: WebDeps): Hono<WebEnv> {
       if (action === 'stop' && f.confirm !== '1') {
         const st = await masterStatus();
         const stranded = strandedIfStopped(st.map, new Map(st.nodes.map((n) => [n.name, n.state])), name);
-        if (stranded.length > 0) return page(`Stop ${name}?`, <ConfirmStopPage node={name} stranded={stranded} csrf={c.var.csrf} />, 409);
+        if (stranded.length > 0) return page(`Stop ${name}?`, <ConfirmStopPage node={name} stranded={stranded} csrf={c.get('csrf')} />, 409);
       }
       try {
         await store.admin(name, action);
       } catch (e) {
         throw new HttpError(502, `${name} did not carry out '${action}': ${why(e)}`, '/admin');
       }
-      deps.log.warn({ node: name, action, by: c.var.user?.name }, 'admin fault injection');
+      deps.log.warn({ node: name, action, by: c.get('user')?.name }, 'admin fault injection');
       return redirect(`/admin?done=${action}&node=${encodeURIComponent(name)}`);
     }),
   );

@@ -22,7 +22,7 @@ import { DeletePage, DrivePage, MovePage, RenamePage } from '../views/drive.js';
 const folderUrl = (id: string): string => `/drive/f/${id}`;
 
 function me(c: Context<WebEnv>): User {
-  const u = c.var.user;
+  const u = c.get('user');
   if (!u) throw new HttpError(401, 'Please log in first.');
   return u;
 }
@@ -83,7 +83,7 @@ export function driveRoutes(deps: WebDeps): Hono<WebEnv> {
   async function folderPage(c: Context<WebEnv>, folder: string, error?: DriveError, typed?: string): Promise<Outcome> {
     const { path, children, used } = await folderData(c, folder);
     const title = path.length > 1 ? `${path[path.length - 1]!.name} · Drive` : 'Drive';
-    const body = <DrivePage csrf={c.var.csrf} folder={folder} path={path} entries={children} used={used} quota={quota} error={error?.message} name={typed} />;
+    const body = <DrivePage csrf={c.get('csrf')} folder={folder} path={path} entries={children} used={used} quota={quota} error={error?.message} name={typed} />;
     return page(title, body, error?.status);
   }
 
@@ -182,7 +182,7 @@ export function driveRoutes(deps: WebDeps): Hono<WebEnv> {
 
   async function renamePage(c: Context<WebEnv>, id: string, error?: DriveError, typed?: string): Promise<Outcome> {
     const t = await target(c, id);
-    return page('Rename', <RenamePage csrf={c.var.csrf} id={id} kind={t.meta.kind} name={t.meta.name} path={t.path} value={typed} error={error?.message} />, error?.status);
+    return page('Rename', <RenamePage csrf={c.get('csrf')} id={id} kind={t.meta.kind} name={t.meta.name} path={t.path} value={typed} error={error?.message} />, error?.status);
   }
 
   app.get('/rename/:id', handleDrive((c) => renamePage(c, idParam(c))));
@@ -199,7 +199,7 @@ export function driveRoutes(deps: WebDeps): Hono<WebEnv> {
     const t = await target(c, id);
     const folders = await allFolders(store, await rootId(store, me(c).name));
     const choices = folders.map((f) => ({ id: f.id, path: f.path, disabled: f.id === t.parent || (t.meta.kind === 'dir' && f.ids.includes(id)) }));
-    return page('Move', <MovePage csrf={c.var.csrf} id={id} name={t.meta.name} path={t.path} choices={choices} error={error?.message} />, error?.status);
+    return page('Move', <MovePage csrf={c.get('csrf')} id={id} name={t.meta.name} path={t.path} choices={choices} error={error?.message} />, error?.status);
   }
 
   app.get('/move/:id', handleDrive((c) => movePage(c, idParam(c))));
@@ -215,7 +215,7 @@ export function driveRoutes(deps: WebDeps): Hono<WebEnv> {
   async function deletePage(c: Context<WebEnv>, id: string): Promise<Outcome> {
     const t = await target(c, id);
     const inside = t.meta.kind === 'dir' ? await countTree(store, id) : undefined;
-    return page('Delete', <DeletePage csrf={c.var.csrf} id={id} kind={t.meta.kind} name={t.meta.name} path={t.path} inside={inside} />);
+    return page('Delete', <DeletePage csrf={c.get('csrf')} id={id} kind={t.meta.kind} name={t.meta.name} path={t.path} inside={inside} />);
   }
 
   app.get('/delete/:id', handleDrive((c) => deletePage(c, idParam(c))));

@@ -32,25 +32,25 @@ const NOTES: Record<string, string> = { sent: 'Your message was sent.', deleted:
 const note = (key: string | undefined): string | undefined => (key !== undefined && Object.hasOwn(NOTES, key) ? NOTES[key] : undefined);
 
 function me(c: Context<WebEnv>): User {
-  const u = c.var.user;
+  const u = c.get('user');
   if (!u) throw new HttpError(401, 'Please log in first.');
   return u;
 }
 
 function composeLimits(c: Context<WebEnv>): ComposeLimits {
   // Attachments grow by a third in base64: keep the finished message under the SMTP size limit.
-  return { maxAttachBytes: Math.floor((c.var.deps.topo.mail.maxMessageBytes * 7) / 10), maxFiles: MAX_FILES };
+  return { maxAttachBytes: Math.floor((c.get('deps').topo.mail.maxMessageBytes * 7) / 10), maxFiles: MAX_FILES };
 }
 
 async function theMessage(c: Context<WebEnv>): Promise<MessageSummary> {
   const id = c.req.param('id') ?? '';
-  const s = isMessageId(id) ? await findMessage(c.var.deps.store, me(c).name, id) : null;
+  const s = isMessageId(id) ? await findMessage(c.get('deps').store, me(c).name, id) : null;
   if (!s) throw new HttpError(404, 'There is no such message (it may have been deleted).', '/mail/inbox');
   return s;
 }
 
 async function parsedOf(c: Context<WebEnv>, s: MessageSummary): Promise<{ raw: Buffer; parsed: ParsedMail }> {
-  const bytes = await readRaw(c.var.deps.store, me(c).name, s);
+  const bytes = await readRaw(c.get('deps').store, me(c).name, s);
   if (!bytes) throw new HttpError(404, 'This message was deleted meanwhile.', '/mail/inbox');
   return { raw: bytes, parsed: await parseMessage(bytes) };
 }
@@ -87,18 +87,18 @@ export function mailRoutes(): Hono<WebEnv> {
     '/compose',
     handle(async (c) => {
       const user = me(c);
-      const domain = c.var.deps.topo.cluster.mailDomain;
+      const domain = c.get('deps').topo.cluster.mailDomain;
       let prefill: Prefill = { ...EMPTY_PREFILL, to: (c.req.query('to') ?? '').slice(0, 1000) };
       const replyTo = c.req.query('reply');
       const forward = c.req.query('forward');
       if (replyTo !== undefined || forward !== undefined) {
         const id = replyTo ?? forward ?? '';
-        const s = isMessageId(id) ? await findMessage(c.var.deps.store, user.name, id) : null;
+        const s = isMessageId(id) ? await findMessage(c.get('deps').store, user.name, id) : null;
         if (!s) throw new HttpError(404, 'There is no such message (it may have been deleted).', '/mail/inbox');
         const { parsed } = await parsedOf(c, s);
         prefill = replyTo !== undefined ? replyPrefill(parsed, `${user.name}@${domain}`, c.req.query('all') === '1') : forwardPrefill(parsed, s.id);
       }
-      return page('Compose', <ComposePage csrf={c.var.csrf} domain={domain} prefill={prefill} limits={composeLimits(c)} />);
+      return page('Compose', <ComposePage csrf={c.get('csrf')} domain={domain} prefill={prefill} limits={composeLimits(c)} />);
     }),
   );
 
@@ -106,7 +106,7 @@ export function mailRoutes(): Hono<WebEnv> {
     '/send',
     handle(async (c) => {
       const user = me(c);
-      const { store, topo } = c.var.deps;
+      const { store, topo } = c.get('deps');
       const domain = topo.cluster.mailDomain;
       const limits = composeLimits(c);
       let form: ComposeForm;
@@ -129,7 +129,7 @@ export function mailRoutes(): Hono<WebEnv> {
       };
       const again = (error: string, status: 400 | 413 | 422) => {
         const lost = form.files.length > 0 ? ' (Please attach your files again.)' : '';
-        return page('Compose', <ComposePage csrf={c.var.csrf} domain={domain} prefill={prefill} limits={limits} error={error + lost} />, status);
+        return page('Compose', <ComposePage csrf={c.get('csrf')} domain={domain} prefill={prefill} limits={limits} error={error + lost} />, status);
       };
       const to = parseAddressList(prefill.to, domain);
       if (!to.ok) return again(to.problem, 400);
@@ -176,9 +176,9 @@ export function mailRoutes(): Hono<WebEnv> {
     handle(async (c) => {
       const s = await theMessage(c);
       const { parsed } = await parsedOf(c, s);
-      await markRead(c.var.deps.store, me(c).name, s);
+      await markRead(c.get('deps').store, me(c).name, s);
       const view = messageView(parsed, s);
-      return page(view.subject || '(no subject)', <MessagePage view={view} csrf={c.var.csrf} />);
+      return page(view.subject || '(no subject)', <MessagePage view={view} csrf={c.get('csrf')} />);
     }),
   );
 
@@ -209,7 +209,7 @@ export function mailRoutes(): Hono<WebEnv> {
     '/m/:id/delete',
     handle(async (c) => {
       const s = await theMessage(c);
-      await deleteMessage(c.var.deps.store, me(c).name, s);
+      await deleteMessage(c.get('deps').store, me(c).name, s);
       return redirect(`/mail/${s.folder}?note=deleted`);
     }),
   );
@@ -220,7 +220,7 @@ export function mailRoutes(): Hono<WebEnv> {
       const folder = c.req.param('folder') as Folder;
       if (!FOLDERS.includes(folder)) throw new HttpError(404, `There is no folder '${c.req.param('folder')}'.`, '/mail/inbox');
       const pg = Math.min(1_000_000, Math.max(1, Number.parseInt(c.req.query('page') ?? '1', 10) || 1));
-      const listing = await listFolder(c.var.deps.store, me(c).name, folder, pg);
+      const listing = await listFolder(c.get('deps').store, me(c).name, folder, pg);
       return page(folder === 'inbox' ? 'Inbox' : 'Sent', <FolderPage folder={folder} page={listing} ok={note(c.req.query('note'))} />);
     }),
   );
