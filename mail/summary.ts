@@ -26,8 +26,10 @@ export interface MessageSummary {
   preview: string;
   /** Bytes of the raw message. */
   size: number;
-  /** Cells the raw message is split over. */
+  /** Cells the raw message is split over (0 when inline). */
   chunks: number;
+  /** The raw message is in the index cell, after the summary (small messages: mailbox.ts). */
+  inline?: boolean;
   read: boolean;
   attachments: AttachmentInfo[];
   messageId: string | null;
@@ -66,7 +68,7 @@ export function attachmentName(filename: string | undefined, index: number): str
   return clean === '' || clean === '.' || clean === '..' ? `attachment-${index + 1}` : clean;
 }
 
-export function summarize(parsed: ParsedMail, o: { id: string; folder: Folder; arrived: number; size: number; chunks: number; read: boolean }): MessageSummary {
+export function summarize(parsed: ParsedMail, o: { id: string; folder: Folder; arrived: number; size: number; chunks: number; read: boolean; inline?: boolean }): MessageSummary {
   const f = parsed.from?.value[0];
   const text = parsed.text ?? '';
   return {
@@ -80,6 +82,7 @@ export function summarize(parsed: ParsedMail, o: { id: string; folder: Folder; a
     preview: clip(oneLine(text.slice(0, 2000)), MAX_PREVIEW),
     size: o.size,
     chunks: o.chunks,
+    ...(o.inline ? { inline: true } : {}),
     read: o.read,
     attachments: parsed.attachments.slice(0, MAX_ATTACHMENTS).map((a, i) => ({
       name: attachmentName(a.filename, i),

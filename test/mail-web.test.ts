@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { simpleParser } from 'mailparser';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { storeMessage } from '../mail/mailbox.js';
+import { deleteMessage, findMessage, INLINE_MAX_BYTES, markRead, readRaw, storeMessage } from '../mail/mailbox.js';
 import type { WebClient } from './support/web-client.js';
 import { fieldValue, hiddenFields, MAIL_DOMAIN, messageIds, newUser, sendViaWeb, useMailCluster } from './mail-helpers.js';
 
@@ -119,6 +119,27 @@ describe('webmail', () => {
     const res = await fetch(`${c.cluster.url('web1')}/mail/inbox`, { redirect: 'manual' });
     expect(res.status).toBe(303);
     expect(res.headers.get('location')).toBe('/?next=%2Fmail%2Finbox');
+  });
+
+  it('keeps a small message inline in its index cell and a larger one in raw cells; both read back, marked read, deleted', async () => {
+    const head = `From: x@example.org\r\nTo: dan@${DOMAIN}\r\nSubject: size\r\n\r\n`;
+    const body = ('x'.repeat(76) + '\r\n').repeat(Math.ceil(INLINE_MAX_BYTES / 78));
+    const small = Buffer.from((head + body).slice(0, INLINE_MAX_BYTES));
+    const large = Buffer.concat([small, Buffer.from('one byte over')]);
+    expect(small.length).toBe(INLINE_MAX_BYTES);
+    for (const [raw, inline] of [[small, true], [large, false]] as const) {
+      const s = await storeMessage(c.client, 'dan', 'inbox', raw);
+      expect(s.inline ?? false).toBe(inline);
+      expect((await c.client.cols(`msg:dan:${s.id}`)).length).toBe(inline ? 0 : 1);
+      expect((await readRaw(c.client, 'dan', s))!.equals(raw)).toBe(true);
+      await markRead(c.client, 'dan', s);
+      const now = (await findMessage(c.client, 'dan', s.id))!;
+      expect(now.read).toBe(true);
+      expect((await readRaw(c.client, 'dan', now))!.equals(raw)).toBe(true);
+      expect(await deleteMessage(c.client, 'dan', now)).toBe(true);
+      expect(await findMessage(c.client, 'dan', s.id)).toBeNull();
+      expect(await c.client.cols(`msg:dan:${s.id}`)).toEqual([]);
+    }
   });
 
   it('pages a large inbox newest first', async () => {
