@@ -1,10 +1,10 @@
 // Middleware every request passes through: the session (cookie -> user), CSRF checks on requests that
 // change state, bounded form bodies, and the guards for pages that need a login or an admin.
 import type { Context, MiddlewareHandler } from 'hono';
-import { getCookie, setCookie } from 'hono/cookie';
+import { setCookie } from 'hono/cookie';
 import type { User, WebDeps, WebEnv } from './context.js';
 import { HttpError, errorResponse } from './http.js';
-import { SESSION_COOKIE, csrfToken, csrfValid, deleteSession, isSessionId, loadSession, newSessionId, saveSession } from './sessions.js';
+import { SESSION_COOKIE, csrfToken, csrfValid, deleteSession, isSessionId, loadSession, newSessionId, saveSession, sessionIdFromCookie } from './sessions.js';
 
 /** Url-encoded forms larger than this are refused (413); files go through multipart streaming instead. */
 export const MAX_FORM_BYTES = 1 << 20;
@@ -13,12 +13,27 @@ function setSessionCookie(c: Context<WebEnv>, sid: string, maxAgeS?: number): vo
   setCookie(c, SESSION_COOKIE, sid, { httpOnly: true, sameSite: 'Lax', path: '/', ...(maxAgeS ? { maxAge: maxAgeS } : {}) });
 }
 
+/** CSRF tokens by session id (an HMAC per page was ~3 % of a frontend's CPU); bounded, cleared when full. */
+const MAX_CACHED_TOKENS = 10_000;
+
 /** Reads the session cookie (or hands out a fresh id), and the user it is logged in as. */
 export function sessions(deps: WebDeps): MiddlewareHandler<WebEnv> {
+  const tokens = new Map<string, string>();
+  const tokenOf = (sid: string): string => {
+    let t = tokens.get(sid);
+    if (t === undefined) {
+      if (tokens.size >= MAX_CACHED_TOKENS) tokens.clear();
+      t = csrfToken(deps.secret, sid);
+      tokens.set(sid, t);
+    }
+    return t;
+  };
   return async (c, next) => {
     c.set('deps', deps);
     c.set('form', null);
-    let sid = getCookie(c, SESSION_COOKIE);
+    // The raw Node header: c.req.header() would first build a web Headers object of every header.
+    const cookie = c.env?.incoming ? c.env.incoming.headers.cookie : c.req.header('cookie');
+    let sid = sessionIdFromCookie(cookie);
     let user: User | null = null;
     if (isSessionId(sid)) {
       user = await loadSession(deps.store, sid);
@@ -28,7 +43,7 @@ export function sessions(deps: WebDeps): MiddlewareHandler<WebEnv> {
     }
     c.set('sid', sid);
     c.set('user', user);
-    c.set('csrf', csrfToken(deps.secret, sid));
+    c.set('csrf', tokenOf(sid));
     await next();
   };
 }

@@ -22,6 +22,21 @@ export function isSessionId(s: string | undefined): s is string {
   return s !== undefined && SID_PATTERN.test(s);
 }
 
+/**
+ * The session id in a Cookie header (the first `pc_sid`), or undefined. Ids are base64url, so no
+ * decoding: anything else fails isSessionId and the browser gets a fresh id.
+ */
+export function sessionIdFromCookie(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const key = `${SESSION_COOKIE}=`;
+  let at = header.startsWith(key) ? 0 : header.indexOf(`; ${key}`);
+  if (at < 0) at = header.indexOf(`;${key}`);
+  if (at < 0) return undefined;
+  const start = header.indexOf('=', at) + 1;
+  const end = header.indexOf(';', start);
+  return header.slice(start, end < 0 ? undefined : end).trim();
+}
+
 interface StoredSession {
   user: string;
   admin: boolean;

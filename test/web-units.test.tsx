@@ -1,8 +1,10 @@
-// Unit tests of our JSX runtime (web/jsx): escaping, attributes, void elements, raw markup, components.
+// Unit tests of the frontend's pure parts: our JSX runtime (web/jsx: escaping, attributes, void elements,
+// raw markup, components) and reading the session id from a Cookie header.
 import { raw } from 'hono/html';
 import type { Child } from 'hono/jsx';
 import { describe, expect, it } from 'vitest';
 import { renderPage } from '../web/http.js';
+import { sessionIdFromCookie } from '../web/sessions.js';
 
 function Card(props: { title: string; children?: Child }) {
   return (
@@ -68,5 +70,19 @@ describe('JSX runtime', () => {
     expect(() => String(<div>{(Later as unknown as () => Child)()}</div>)).toThrow(/async components/);
     const bad = { 'x onload=alert(1)': 'y' } as Record<string, string>;
     expect(() => String(<div {...bad} />)).toThrow(/invalid attribute name/);
+  });
+});
+
+describe('session cookie', () => {
+  const sid = 'AbCdEfGhIjKlMnOpQrStUv';
+  it('finds pc_sid first, last, alone or among others, and nothing in look-alikes', () => {
+    expect(sessionIdFromCookie(`pc_sid=${sid}`)).toBe(sid);
+    expect(sessionIdFromCookie(`a=1; pc_sid=${sid}; b=2`)).toBe(sid);
+    expect(sessionIdFromCookie(`a=1;pc_sid=${sid}`)).toBe(sid);
+    expect(sessionIdFromCookie(`pc_sid=${sid}; pc_sid=other`)).toBe(sid);
+    expect(sessionIdFromCookie(`xpc_sid=${sid}`)).toBeUndefined();
+    expect(sessionIdFromCookie('a=1; b=2')).toBeUndefined();
+    expect(sessionIdFromCookie(undefined)).toBeUndefined();
+    expect(sessionIdFromCookie('pc_sid=')).toBe('');
   });
 });
