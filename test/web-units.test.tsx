@@ -79,6 +79,7 @@ describe('session cookie', () => {
     expect(sessionIdFromCookie(`pc_sid=${sid}`)).toBe(sid);
     expect(sessionIdFromCookie(`a=1; pc_sid=${sid}; b=2`)).toBe(sid);
     expect(sessionIdFromCookie(`a=1;pc_sid=${sid}`)).toBe(sid);
+    expect(sessionIdFromCookie(`a=1 ;  pc_sid = ${sid} ;b=2`)).toBe(sid);
     expect(sessionIdFromCookie(`pc_sid=${sid}; pc_sid=other`)).toBe(sid);
     expect(sessionIdFromCookie(`xpc_sid=${sid}`)).toBeUndefined();
     expect(sessionIdFromCookie('a=1; b=2')).toBeUndefined();

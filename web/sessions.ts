@@ -28,13 +28,11 @@ export function isSessionId(s: string | undefined): s is string {
  */
 export function sessionIdFromCookie(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
-  const key = `${SESSION_COOKIE}=`;
-  let at = header.startsWith(key) ? 0 : header.indexOf(`; ${key}`);
-  if (at < 0) at = header.indexOf(`;${key}`);
-  if (at < 0) return undefined;
-  const start = header.indexOf('=', at) + 1;
-  const end = header.indexOf(';', start);
-  return header.slice(start, end < 0 ? undefined : end).trim();
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0 && pair.slice(0, eq).trim() === SESSION_COOKIE) return pair.slice(eq + 1).trim();
+  }
+  return undefined;
 }
 
 interface StoredSession {
