@@ -82,6 +82,15 @@ const HANDOVER_GAP_MS = 1000;
  */
 const HANDOVER_IDLE_MS = 500;
 
+/**
+ * The first map version of a master incarnation: above the last persisted one (the node-state changes
+ * an incarnation makes without persisting are far fewer than the margin) and above the wall clock in
+ * ms (for a lost assignments file), so map versions only grow across restarts.
+ */
+export function firstMapVersion(persistedVersion: number, wallClockMs: number): number {
+  return Math.max(wallClockMs, persistedVersion + 1_000_000);
+}
+
 /** Replica sets spread evenly: tablet t lives on nodes t, t+1, ..., t+R-1 (mod N); the first is primary. */
 export function initialAssignments(names: string[], tablets: number, replication: number): PersistedAssignment[] {
   return Array.from({ length: tablets }, (_, id) => {
@@ -102,8 +111,6 @@ export class MasterCore {
   private changedAt: number;
   private handoverEndedAt = -Infinity;
   private handover: Handover | null = null;
-  /** The latest time seen by tick (changed() has no clock of its own). */
-  private clock: number;
   private readonly handoverFailedAt = new Map<number, number>();
   /** Per tablet: when its primary last reported a different log end (writes going on). */
   private readonly lsnChangedAt = new Map<number, number>();
@@ -111,13 +118,12 @@ export class MasterCore {
   /**
    * `firstVersion`: the number of this incarnation's first map. It must exceed every map version a
    * previous incarnation handed out (clients keep the highest version they saw and ignore lower ones):
-   * master.ts derives it from the persisted version and the wall clock.
+   * see firstMapVersion.
    */
   constructor(private readonly opts: MasterOptions, persisted: PersistedAssignment[] | null, now: number, firstVersion = 1) {
     this.startedAt = now;
     this.version = firstVersion;
     this.changedAt = now;
-    this.clock = now;
     const names = opts.storage.map((s) => s.name);
     // A master that starts (or restarts) must assume every node may hold a lease granted just now.
     for (const n of names) this.nodes.set(n, { name: n, lastSeen: null, leaseGrantedAt: now, pid: null, stopped: false });
@@ -182,29 +188,28 @@ export class MasterCore {
     if (!this.isUp(node, now)) return false;
     if (node === a.primary) {
       a.epoch++;
-      this.changed(`tablet ${tablet}: primary ${node} asked for a new epoch; epoch renewed to ${a.epoch}`);
+      this.changed(`tablet ${tablet}: primary ${node} asked for a new epoch; epoch renewed to ${a.epoch}`, now);
       return true;
     }
     if (!a.inSync.includes(node)) {
       a.inSync.push(node);
-      this.changed(`tablet ${tablet}: ${node} is in sync (epoch ${epoch})`);
+      this.changed(`tablet ${tablet}: ${node} is in sync (epoch ${epoch})`, now);
     }
     return true;
   }
 
   /** The primary says an in-sync replica stopped acknowledging. */
-  drop(tablet: number, node: string, epoch: number): boolean {
+  drop(tablet: number, node: string, epoch: number, now: number): boolean {
     const a = this.assignments[tablet];
     if (!a || a.epoch !== epoch || node === a.primary) return false;
     if (a.inSync.includes(node)) {
       a.inSync = a.inSync.filter((n) => n !== node);
-      this.changed(`tablet ${tablet}: ${node} dropped from the in-sync set at its primary's request`);
+      this.changed(`tablet ${tablet}: ${node} dropped from the in-sync set at its primary's request`, now);
     }
     return true;
   }
 
   tick(now: number): void {
-    this.clock = Math.max(this.clock, now);
     this.refreshStates(now);
     for (const a of this.assignments) {
       // A dead or stopped replica stops counting: the primary no longer waits for it. Only while the
@@ -213,7 +218,7 @@ export class MasterCore {
       for (const n of a.inSync) {
         if (primaryUp && n !== a.primary && this.isDown(n, now)) {
           a.inSync = a.inSync.filter((x) => x !== n);
-          this.changed(`tablet ${a.id}: ${n} is down; out of the in-sync set`);
+          this.changed(`tablet ${a.id}: ${n} is down; out of the in-sync set`, now);
         }
       }
       if (a.primary !== null && this.isDown(a.primary, now) && this.leaseExpired(a.primary, now)) this.startElection(a, now);
@@ -247,7 +252,7 @@ export class MasterCore {
     a.epoch++;
     a.primary = null;
     this.handover = { tablet: a.id, from, to, epoch: a.epoch, startedAt: now };
-    this.changed(`tablet ${a.id}: handing the primary back from ${from} to ${to} (epoch ${a.epoch})`, true);
+    this.changed(`tablet ${a.id}: handing the primary back from ${from} to ${to} (epoch ${a.epoch})`, now, true);
     this.ask(a, now);
   }
 
@@ -257,7 +262,7 @@ export class MasterCore {
     const old = a.primary;
     a.epoch++;
     a.primary = null;
-    this.changed(`tablet ${a.id}: primary ${old} is down and its lease expired; electing (epoch ${a.epoch})`);
+    this.changed(`tablet ${a.id}: primary ${old} is down and its lease expired; electing (epoch ${a.epoch})`, now);
     this.ask(a, now);
   }
 
@@ -307,7 +312,7 @@ export class MasterCore {
     // Only those that answered were fenced and are known to be prefixes of the winner's log.
     a.inSync = a.inSync.filter((n) => e.answers.has(n));
     this.elections.delete(tablet);
-    this.changed(`tablet ${tablet}: ${winner} promoted at epoch ${a.epoch} (log end ${best}); in sync: ${a.inSync.join(', ')}`, h !== null);
+    this.changed(`tablet ${tablet}: ${winner} promoted at epoch ${a.epoch} (log end ${best}); in sync: ${a.inSync.join(', ')}`, now, h !== null);
   }
 
   // ---- node states ----
@@ -349,8 +354,8 @@ export class MasterCore {
     }
   }
 
-  private changed(msg: string, byHandover = false): void {
-    if (!byHandover) this.changedAt = this.clock;
+  private changed(msg: string, now: number, byHandover = false): void {
+    if (!byHandover) this.changedAt = now;
     this.version++;
     this.out.push({ kind: 'log', msg });
     this.persist();

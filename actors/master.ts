@@ -8,7 +8,7 @@ import { mapNode, workerEndpoint } from '../transport/partition.js';
 import { RpcClient, RpcServer, type Respond } from '../transport/rpc.js';
 import { endpoint, type Topology } from '../transport/topology.js';
 import { createLogger } from './log.js';
-import { MasterCore, type MasterEffect, type MasterOptions, type PersistedAssignment } from './master-core.js';
+import { firstMapVersion, MasterCore, type MasterEffect, type MasterOptions, type PersistedAssignment } from './master-core.js';
 
 export function masterOptions(topo: Topology): MasterOptions {
   return {
@@ -69,10 +69,7 @@ export async function runMaster(topo: Topology, dataRoot: string): Promise<Maste
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'assignments.json');
   const loaded = loadAssignments(file, topo);
-  // Map versions only grow, across restarts too: above the last persisted one (node-state changes
-  // since then are far fewer than the margin) and above the wall clock in ms, for a lost file.
-  const firstVersion = Math.max(Date.now(), (loaded?.version ?? 0) + 1_000_000);
-  const core = new MasterCore(masterOptions(topo), loaded?.list ?? null, Date.now(), firstVersion);
+  const core = new MasterCore(masterOptions(topo), loaded?.list ?? null, Date.now(), firstMapVersion(loaded?.version ?? 0, Date.now()));
   const clients = new Map<string, RpcClient>();
   const clientFor = (ep: string): RpcClient => {
     let c = clients.get(ep);
@@ -134,7 +131,7 @@ export async function runMaster(topo: Topology, dataRoot: string): Promise<Maste
         return respond(ok ? { t: 'ok' } : errorReply('bad_request', `cannot mark ${req.node} in sync for tablet ${req.tablet} at epoch ${req.epoch}`));
       }
       case 'drop': {
-        const ok = core.drop(req.tablet, req.node, req.epoch);
+        const ok = core.drop(req.tablet, req.node, req.epoch, now);
         run(core.takeEffects());
         return respond(ok ? { t: 'ok' } : errorReply('bad_request', `cannot drop ${req.node} from tablet ${req.tablet} at epoch ${req.epoch}`));
       }

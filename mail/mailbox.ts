@@ -50,7 +50,23 @@ export function decodeEntry(v: Uint8Array): { summary: MessageSummary; raw: Buff
   return { summary, raw: end < 0 ? null : b.subarray(end + 1) };
 }
 
-const decode = (v: Uint8Array): MessageSummary => decodeEntry(v).summary;
+/**
+ * The index cell each summary was read from, kept while the summary is: opening a message reads its
+ * cell once (findMessage), and readRaw (inline bytes) and markRead (the CPUT's expected value) use it
+ * instead of reading it again.
+ */
+const cellOf = new WeakMap<MessageSummary, Uint8Array>();
+
+const decode = (v: Uint8Array): MessageSummary => {
+  const summary = decodeEntry(v).summary;
+  cellOf.set(summary, v);
+  return summary;
+};
+
+/** The index cell of `s`: the one it was read from, else read now (null: the message is gone). */
+async function indexCell(store: StoreClient, user: string, s: MessageSummary): Promise<Uint8Array | null> {
+  return cellOf.get(s) ?? (await store.get(indexRow(user, s.folder), s.id));
+}
 
 /**
  * Stores `raw` in `user`'s `folder` and returns its summary. Resolves only once every cell is durably
@@ -81,7 +97,7 @@ export interface MailboxPage {
   pages: number;
 }
 
-/** One page of a folder, newest first: one `cols` of the index and PAGE_SIZE reads of small cells. */
+/** One page of a folder, newest first: one `cols` of the index and PAGE_SIZE reads of its cells (an inline message's bytes included). */
 export async function listFolder(store: StoreClient, user: string, folder: Folder, page: number, perPage = PAGE_SIZE): Promise<MailboxPage> {
   const row = indexRow(user, folder);
   const ids = (await store.cols(row)).filter((c) => isMessageId(c));
@@ -106,19 +122,18 @@ export async function findMessage(store: StoreClient, user: string, id: string, 
 /** The raw bytes of a message; null when it is gone. */
 export async function readRaw(store: StoreClient, user: string, s: MessageSummary): Promise<Buffer | null> {
   if (!s.inline) return readChunks(store, messageRow(user, s.id), RAW, s.chunks);
-  const cell = await store.get(indexRow(user, s.folder), s.id);
+  const cell = await indexCell(store, user, s);
   return cell === null ? null : decodeEntry(cell).raw;
 }
 
-/** Marks a message read (CPUT: a concurrent delete or change is not undone). */
+/** Marks a message read (CPUT against the cell as read: a concurrent delete or change is not undone). */
 export async function markRead(store: StoreClient, user: string, s: MessageSummary): Promise<void> {
   if (s.read) return;
-  const row = indexRow(user, s.folder);
-  const cur = await store.get(row, s.id);
+  const cur = await indexCell(store, user, s);
   if (cur === null) return;
   const now = decodeEntry(cur);
   if (now.summary.read) return;
-  await store.cput(row, s.id, cur, encodeEntry({ ...now.summary, read: true }, now.raw));
+  await store.cput(indexRow(user, s.folder), s.id, cur, encodeEntry({ ...now.summary, read: true }, now.raw));
 }
 
 /** Deletes a message: the index column first (it disappears at once), then its cells. */

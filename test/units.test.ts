@@ -152,8 +152,8 @@ describe('master core', () => {
 
   it('keeps an in-sync set intact while no primary lives, and refuses to drop the primary', () => {
     const m = new MasterCore(masterOptions(topo), null, 0);
-    expect(m.drop(0, 's1', 1)).toBe(false); // s1 is tablet 0's primary
-    expect(m.drop(0, 's2', 1)).toBe(true);
+    expect(m.drop(0, 's1', 1, 0)).toBe(false); // s1 is tablet 0's primary
+    expect(m.drop(0, 's2', 1, 0)).toBe(true);
     expect(m.map().assignments[0]!.inSync).toEqual(['s1', 's3']);
     m.tick(10_000); // nobody ever heard from: everyone down after the start-up grace
     const a = m.map().assignments[0]!;

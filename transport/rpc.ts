@@ -11,9 +11,11 @@
 // write whatever is queued when they run as one message, at most MAX_FRAMES_PER_MESSAGE frames and
 // about MAX_BYTES_PER_MESSAGE (or maxMessageBytes, if smaller) per message; a bigger frame goes alone.
 // The server groups queued replies by the requester's identity, keeping their order. A send starts on
-// the next tick after the first frame is queued, so all the frames produced in one turn of the event
-// loop (every request read in it, a group commit's acknowledgements) share a message: one zmq send and
-// one receive per batch instead of per frame. Size limits (zmq's maxMessageSize, maxMessageBytes)
+// the next tick after the first frame is queued, so the frames produced together (every request read
+// from one message, a group commit's acknowledgements) share a message: one zmq send and one receive
+// per batch instead of per frame. A client with requests already awaiting replies waits for the end of
+// the event-loop turn instead (RpcClient.kick), so requests made in separate callbacks of that turn
+// (a frontend's HTTP requests) share one message too. Size limits (zmq's maxMessageSize, maxMessageBytes)
 // apply to each part; the server handles at most MAX_FRAMES_PER_MESSAGE parts of a message and
 // answers the rest `too_big` unexecuted.
 import * as zmq from 'zeromq';

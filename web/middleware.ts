@@ -13,21 +13,8 @@ function setSessionCookie(c: Context<WebEnv>, sid: string, maxAgeS?: number): vo
   setCookie(c, SESSION_COOKIE, sid, { httpOnly: true, sameSite: 'Lax', path: '/', ...(maxAgeS ? { maxAge: maxAgeS } : {}) });
 }
 
-/** CSRF tokens by session id (an HMAC per page was ~3 % of a frontend's CPU); bounded, cleared when full. */
-const MAX_CACHED_TOKENS = 10_000;
-
 /** Reads the session cookie (or hands out a fresh id), and the user it is logged in as. */
 export function sessions(deps: WebDeps): MiddlewareHandler<WebEnv> {
-  const tokens = new Map<string, string>();
-  const tokenOf = (sid: string): string => {
-    let t = tokens.get(sid);
-    if (t === undefined) {
-      if (tokens.size >= MAX_CACHED_TOKENS) tokens.clear();
-      t = csrfToken(deps.secret, sid);
-      tokens.set(sid, t);
-    }
-    return t;
-  };
   return async (c, next) => {
     c.set('deps', deps);
     c.set('form', null);
@@ -43,7 +30,7 @@ export function sessions(deps: WebDeps): MiddlewareHandler<WebEnv> {
     }
     c.set('sid', sid);
     c.set('user', user);
-    c.set('csrf', tokenOf(sid));
+    c.set('csrf', csrfToken(deps.secret, sid));
     await next();
   };
 }
@@ -127,6 +114,13 @@ export async function formFields<K extends string>(c: Context<WebEnv>, names: K[
 export function safeNext(next: string | undefined | null): string | undefined {
   if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\') || next.length > 2000) return undefined;
   return next;
+}
+
+/** The logged-in user of a request behind mustLogIn(); a 401 if there is none after all. */
+export function currentUser(c: Context<WebEnv>): User {
+  const u = c.get('user');
+  if (!u) throw new HttpError(401, 'Please log in first.');
+  return u;
 }
 
 /** Pages behind this need a login: browsers are sent to the login form (and back after it). */

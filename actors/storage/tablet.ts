@@ -266,9 +266,7 @@ export class TabletActor extends Actor<TabletMsg> {
           if (wal.failed) this.fail(e);
         },
       );
-      if (!this.checkpointQueued && wal.bytesSinceCheckpoint > this.opts.checkpointBytes && Date.now() >= this.checkpointRetryAt) {
-        this.checkpointQueued = this.tell({ kind: 'checkpoint' }, true);
-      }
+      if (wal.bytesSinceCheckpoint > this.opts.checkpointBytes) this.requestCheckpoint();
     }
     if (install) return this.install(install);
   }
@@ -312,7 +310,10 @@ export class TabletActor extends Actor<TabletMsg> {
     this.responders.clear();
   }
 
-  /** Asks for a checkpoint (the worker log needs this tablet's old records gone); no-op if one is queued. */
+  /**
+   * Asks for a checkpoint (the tablet's records outgrew checkpoint_bytes, or the worker log needs its old
+   * records gone); no-op if one is queued or running, or a failed one is waiting for its retry time.
+   */
   requestCheckpoint(): void {
     if (!this.checkpointQueued && this.phase !== 'closed' && this.phase !== 'failed' && Date.now() >= this.checkpointRetryAt) this.checkpointQueued = this.tell({ kind: 'checkpoint' }, true);
   }

@@ -255,11 +255,9 @@ export class WorkerLog {
       if (backlog) records = backlog; // already cut where it stops following the checkpoint
       else {
         const scanned = await this.scanTablet(tablet, base.mark);
-        const cut = consecutiveFrom(scanned.records, base.lsn + 1);
-        const problem =
-          scanned.problem ??
-          (cut < scanned.records.length ? `tablet ${tablet}: record lsn ${scanned.records[cut]!.lsn} does not follow lsn ${cut > 0 ? scanned.records[cut - 1]!.lsn : base.lsn}; ${scanned.records.length - cut} records dropped` : undefined);
-        records = scanned.records.slice(0, cut);
+        const followed = followingCheckpoint(tablet, scanned.records, base.lsn);
+        const problem = scanned.problem ?? followed.problem;
+        records = followed.records;
         if (problem) {
           problems.push(problem);
           this.opts.onProblem?.(problem);
@@ -661,22 +659,29 @@ async function recoverLog(
   }
   // A tablet's records must continue its checkpoint; where they do not, keep the prefix and say so.
   for (const [tablet, t] of tablets) {
-    const base = marks.get(tablet)?.lsn ?? 0;
-    const cut = consecutiveFrom(t.records, base + 1);
-    if (cut < t.records.length) {
-      t.problem = `tablet ${tablet}: log record lsn ${t.records[cut]!.lsn} does not follow lsn ${cut > 0 ? t.records[cut - 1]!.lsn : base} (records lost); ${t.records.length - cut} later records dropped`;
-      t.records = t.records.slice(0, cut);
+    const followed = followingCheckpoint(tablet, t.records, marks.get(tablet)?.lsn ?? 0);
+    t.records = followed.records;
+    if (followed.problem) {
+      t.problem = followed.problem;
       report(t.problem);
     }
   }
   return { segments: out, lastSeq, tablets };
 }
 
-/** How many of `records` have lsns first, first+1, ... */
-function consecutiveFrom(records: LogRecord[], first: number): number {
+/**
+ * The prefix of a tablet's log records that continues its checkpoint at `checkpointLsn` without a gap,
+ * and what was dropped when some do not (records were lost).
+ */
+function followingCheckpoint(tablet: number, records: LogRecord[], checkpointLsn: number): { records: LogRecord[]; problem?: string } {
   let n = 0;
-  while (n < records.length && records[n]!.lsn === first + n) n++;
-  return n;
+  while (n < records.length && records[n]!.lsn === checkpointLsn + 1 + n) n++;
+  if (n === records.length) return { records };
+  const before = n > 0 ? records[n - 1]!.lsn : checkpointLsn;
+  return {
+    records: records.slice(0, n),
+    problem: `tablet ${tablet}: log record lsn ${records[n]!.lsn} does not follow lsn ${before} (records lost); ${records.length - n} later records dropped`,
+  };
 }
 
 function addWaiter(ws: Waiter[], w: Waiter): void {

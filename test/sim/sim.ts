@@ -28,7 +28,7 @@
 // Invariants are checked after every event (see checkInvariants); a violation throws SimFailure with
 // the seed and the last events. Not modelled: clock drift (one clock for all; the lease margin exists
 // for drift), admin stop/restart, scans, multi-column rows, Actor mailbox bounds.
-import { MasterCore, type MasterEffect, type MasterOptions, type PersistedAssignment } from '../../actors/master-core.js';
+import { firstMapVersion, MasterCore, type MasterEffect, type MasterOptions, type PersistedAssignment } from '../../actors/master-core.js';
 import { ReplicaCore, type CoreOptions, type Effect, type Input, type TabletConfig } from '../../actors/storage/replica-core.js';
 import { TabletState } from '../../actors/storage/tablet-state.js';
 import type { LogRecord } from '../../actors/storage/wal.js';
@@ -600,7 +600,7 @@ export class Simulation {
         return this.reply(env, ok ? { t: 'ok' } : { t: 'error', code: 'bad_request', message: 'no' });
       }
       case 'drop': {
-        const ok = m.core.drop(req.tablet, req.node, req.epoch);
+        const ok = m.core.drop(req.tablet, req.node, req.epoch, this.now);
         this.runMasterEffects();
         return this.reply(env, ok ? { t: 'ok' } : { t: 'error', code: 'bad_request', message: 'no' });
       }
@@ -612,7 +612,7 @@ export class Simulation {
     m.inc++;
     m.up = true;
     m.pending.clear();
-    m.core = new MasterCore(this.masterOpts, m.persisted, this.now, m.persistedVersion + 1_000_000); // as master.ts
+    m.core = new MasterCore(this.masterOpts, m.persisted, this.now, firstMapVersion(m.persistedVersion, this.now));
     this.note(`master restarted (assignments ${JSON.stringify(m.persisted?.map((a) => [a.epoch, a.primary, a.inSync.join('')]))})`);
     this.runMasterEffects();
     this.schedule(Math.max(20, Math.floor(this.opts.heartbeatMs / 2)), m, () => this.masterTick());

@@ -1,17 +1,11 @@
 // Log in, sign up, log out, change password, and the menu at `/`.
 import { Hono, type Context } from 'hono';
 import { changePassword, logIn, signUp } from '../accounts.js';
-import type { User, WebEnv } from '../context.js';
-import { handle, page, redirect, HttpError } from '../http.js';
-import { startSession, endSession, formFields, mustLogIn, safeNext } from '../middleware.js';
+import type { WebEnv } from '../context.js';
+import { handle, page, redirect } from '../http.js';
+import { currentUser as me, startSession, endSession, formFields, mustLogIn, safeNext } from '../middleware.js';
 import { LoginPage, MenuPage, PasswordPage, SignupPage } from '../views/account.js';
 import { endSessions } from '../sessions.js';
-
-function me(c: Context<WebEnv>): User {
-  const u = c.get('user');
-  if (!u) throw new HttpError(401, 'Please log in first.');
-  return u;
-}
 
 export function accountRoutes(): Hono<WebEnv> {
   const app = new Hono<WebEnv>();

@@ -4,7 +4,7 @@
 import { Hono, type Context } from 'hono';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
-import type { User, WebDeps, WebEnv } from '../context.js';
+import type { WebDeps, WebEnv } from '../context.js';
 import { fileResponse } from '../drive/download.js';
 import { DriveError } from '../drive/errors.js';
 import { fileParts, UploadAborted } from '../drive/multipart.js';
@@ -16,16 +16,10 @@ import { startSweeper } from '../drive/sweeper.js';
 import { allFolders, countTree, createFolder, listFolder, ownedFolder, ownedNode, pathOf, relink, rootId } from '../drive/tree.js';
 import { overQuota, storeUpload, type UploadTarget } from '../drive/upload.js';
 import { handle, HttpError, json, page, raw, redirect, type Outcome } from '../http.js';
-import { formFields, mustLogIn } from '../middleware.js';
+import { currentUser as me, formFields, mustLogIn } from '../middleware.js';
 import { DeletePage, DrivePage, MovePage, RenamePage } from '../views/drive.js';
 
 const folderUrl = (id: string): string => `/drive/f/${id}`;
-
-function me(c: Context<WebEnv>): User {
-  const u = c.get('user');
-  if (!u) throw new HttpError(401, 'Please log in first.');
-  return u;
-}
 
 const idParam = (c: Context<WebEnv>): string => c.req.param('id') ?? '';
 const wantsJson = (c: Context<WebEnv>): boolean => (c.req.header('accept') ?? '').includes('application/json');

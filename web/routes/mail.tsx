@@ -13,9 +13,9 @@ import { cleanMessageId, cleanReferences, EMPTY_PREFILL, forwardPrefill, replyPr
 import { submit } from '../../mail/submit.js';
 import { attachmentName, FOLDERS, type Folder, type MessageSummary } from '../../mail/summary.js';
 import { accountExists } from '../accounts.js';
-import type { User, WebEnv } from '../context.js';
+import type { WebEnv } from '../context.js';
 import { handle, HttpError, page, raw, redirect } from '../http.js';
-import { defaultHeaders, mustLogIn } from '../middleware.js';
+import { currentUser as me, defaultHeaders, mustLogIn } from '../middleware.js';
 import { ComposePage, type ComposeLimits } from '../views/mail-compose.js';
 import { FolderPage } from '../views/mail-list.js';
 import { MessagePage } from '../views/mail-message.js';
@@ -30,12 +30,6 @@ const MAX_FILES = 20;
 const NOTES: Record<string, string> = { sent: 'Your message was sent.', deleted: 'The message was deleted.' };
 
 const note = (key: string | undefined): string | undefined => (key !== undefined && Object.hasOwn(NOTES, key) ? NOTES[key] : undefined);
-
-function me(c: Context<WebEnv>): User {
-  const u = c.get('user');
-  if (!u) throw new HttpError(401, 'Please log in first.');
-  return u;
-}
 
 function composeLimits(c: Context<WebEnv>): ComposeLimits {
   // Attachments grow by a third in base64: keep the finished message under the SMTP size limit.
