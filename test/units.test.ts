@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Actor } from '../actors/actor.js';
 import { MasterCore, initialAssignments } from '../actors/master-core.js';
 import { masterOptions } from '../actors/master.js';
-import { ReplicaCore } from '../actors/storage/replica-core.js';
+import { fromWire, ReplicaCore } from '../actors/storage/replica-core.js';
 import { TabletHost } from '../actors/storage/tablet-host.js';
 import { WorkerLog } from '../actors/storage/worker-log.js';
 import { TabletState } from '../actors/storage/tablet-state.js';
@@ -209,6 +209,30 @@ describe('tablet state machine', () => {
     } while (after);
     expect(seen.length).toBe(57);
     expect([...seen].sort()).toEqual(seen);
+  });
+
+  it('keeps its own copy of a small value that arrived inside a bigger message, and a big value as it came', () => {
+    // A frame decoded from a zmq message: the value is a view into the receive buffer.
+    const frame = decodeFrame(encodeFrame(7, { t: 'put', tablet: 0, row: 'r', col: 'c', value: Buffer.alloc(1024, 1) }), 1 << 20);
+    if (isProblem(frame)) throw new Error(frame.reason);
+    const small = (frame.body as { value: Uint8Array }).value;
+    expect(small.buffer.byteLength).toBeGreaterThan(small.byteLength); // a view, as decoded
+    const s = new TabletState(0);
+    const d = s.decide({ t: 'put', tablet: 0, row: 'r', col: 'c', value: small }, 100);
+    s.apply(d.record!);
+    const kept = s.get('r', 'c')!;
+    expect(Buffer.from(kept).equals(Buffer.alloc(1024, 1))).toBe(true);
+    expect(kept.buffer).not.toBe(small.buffer); // the received message is not pinned by the cell
+    small.fill(9); // the receive buffer is reused: the cell does not change
+    expect(kept[0]).toBe(1);
+    // A replica's record from the wire: the same.
+    const wired = fromWire([1, 1, 1, 'r', 'c', small]);
+    expect(wired.value!.buffer).not.toBe(small.buffer);
+
+    const bigBacking = Buffer.alloc((64 << 10) + 100, 2);
+    const big = bigBacking.subarray(50, 50 + (64 << 10));
+    const d2 = s.decide({ t: 'put', tablet: 0, row: 'r', col: 'big', value: big }, 100);
+    expect(d2.record!.value).toBe(big); // a message of its own: no copy
   });
 });
 

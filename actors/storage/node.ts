@@ -46,7 +46,9 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
       resident,
       maxMessageBytes: topo.limits.maxMessageBytes,
       checkpointBytes: topo.limits.checkpointBytes,
-      catchupRecords: topo.limits.catchupRecords,
+      // The ring of recent records serves replicas (retransmission, catch-up tails); with one replica
+      // per tablet there is nobody to serve, and a full ring only kept every write alive for the GC.
+      catchupRecords: topo.cluster.replication > 1 ? topo.limits.catchupRecords : 1,
       requestMs: topo.timeouts.requestMs,
       heartbeatMs: topo.timeouts.heartbeatMs,
     },

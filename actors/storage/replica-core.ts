@@ -15,7 +15,7 @@
 //   the primary's log, the primary adds it to the quorum in the same step (so it misses nothing), and
 //   once it has acknowledged up to that point asks the master to mark it in sync.
 import type { Cell, DataRequest, ErrorCode, Reply, ReplReq, CatchupReq, CatchupRep, InSyncReq, DropReq, ReplAckRep, WireRecord } from '../../transport/messages.js';
-import { TabletState } from './tablet-state.js';
+import { ownBytes, TabletState } from './tablet-state.js';
 import type { LogRecord } from './wal.js';
 
 export interface TabletConfig {
@@ -125,7 +125,7 @@ export function toWire(r: LogRecord): WireRecord {
 
 export function fromWire(w: WireRecord): LogRecord {
   const rec: LogRecord = { lsn: w[0], epoch: w[1], kind: w[2] === 1 ? 'put' : 'del', row: w[3], col: w[4] };
-  if (w[2] === 1) rec.value = w[5] ?? new Uint8Array(0);
+  if (w[2] === 1) rec.value = w[5] === null ? new Uint8Array(0) : ownBytes(w[5]);
   return rec;
 }
 
@@ -711,7 +711,7 @@ export class ReplicaCore {
           this.incoming = { id: rep.id, lsn: rep.lsn, epoch: rep.epoch, cells: [], created: this.now };
         }
         if (rep.offset !== this.incoming.cells.length + rep.cells.length) return;
-        this.incoming.cells.push(...rep.cells);
+        for (const [row, col, value] of rep.cells) this.incoming.cells.push([row, col, ownBytes(value)]);
         if (!rep.done) {
           this.sendCatchup();
           return;

@@ -10,6 +10,21 @@ export interface Decision {
   record: LogRecord | null;
 }
 
+/** Values below this are copied out of the message they arrived in (see `ownBytes`). */
+const COPY_BELOW = 64 << 10;
+
+/**
+ * A value to keep: a small value decoded from a received message is a view into ZeroMQ's receive
+ * buffer, which libzmq shares between every message it decoded from one read (8 KiB and more), and
+ * which is freed only once no view of it is left. Kept in the table or the record ring, a 1 KiB value
+ * pinned a whole receive buffer for as long as the cell lived (and the I/O thread faulted in fresh
+ * memory for every read). A small value is therefore copied (into Node's shared 8 KiB pool below
+ * 4 KiB); a big one is a message of its own, so its view costs nothing extra.
+ */
+export function ownBytes(v: Uint8Array): Uint8Array {
+  return v.length < COPY_BELOW && v.byteLength !== v.buffer.byteLength ? Buffer.from(v) : v;
+}
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0;
 }
@@ -72,7 +87,7 @@ export class TabletState {
 
   private record(kind: 'put' | 'del', row: string, col: string, value?: Uint8Array): LogRecord {
     const rec: LogRecord = { lsn: this.lsn + 1, epoch: this.epoch, kind, row, col };
-    if (value !== undefined) rec.value = value;
+    if (value !== undefined) rec.value = ownBytes(value);
     return rec;
   }
 
