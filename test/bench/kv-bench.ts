@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { TestCluster } from '../support/cluster.js';
 import { endpoint } from '../../transport/topology.js';
 import { probeFsync, type FsyncProbe } from './fsync-probe.js';
-import { machineBusyPct, sampleMachine, sampleProcess, usageBetween, type ProcSample, type ProcUsage } from './proc-stats.js';
+import { machineBusyPct, machineStealPct, sampleMachine, sampleProcess, usageBetween, type ProcSample, type ProcUsage } from './proc-stats.js';
 import type { CaseResult, CaseSpec, FromEcho, FromLoad, ToLoad } from './protocol.js';
 import { measureCatchup, measureFailover, waitHealthy, type CatchupResult, type FailoverResult } from './repl-bench.js';
 
@@ -238,6 +238,7 @@ interface CaseRecord extends CaseResult {
   machineBusyPct: number | null;
   /** CPU used by processes outside this bench during the window (% of one core): non-zero means a noisy machine. */
   otherPct: number | null;
+  stealPct: number | null;
   /** Storage node names of the cluster the case ran on. */
   storage: string[];
 }
@@ -369,10 +370,12 @@ async function runCases(load: ChildProcess, cases: CaseSpec[], pids: () => Recor
     const wallMs = performance.now() - windowStart;
     const procs: Record<string, ProcUsage | null> = {};
     for (const [k, pid] of Object.entries(pids())) procs[k] = usageBetween(before[k] ?? null, sampleProcess(pid), wallMs);
-    const busy = machineBusyPct(machineBefore, sampleMachine());
+    const machineAfter = sampleMachine();
+    const busy = machineBusyPct(machineBefore, machineAfter);
+    const stealPct = machineStealPct(machineBefore, machineAfter);
     const ours = Object.values(procs).reduce((sum, u) => sum + (u?.pct ?? 0), 0);
     const otherPct = busy === null ? null : Math.max(0, Math.round(busy * cpus().length - ours));
-    const rec: CaseRecord = { ...outcome, procs, machineBusyPct: busy, otherPct, storage };
+    const rec: CaseRecord = { ...outcome, procs, machineBusyPct: busy, otherPct, stealPct, storage };
     records.push(rec);
     log(`  ${progressLine(rec)}`);
   }
@@ -564,6 +567,7 @@ function buildReport(o: Options, records: CaseRecord[], fsync: FsyncProbe | null
     generatorCtxSwitchesPerOp: ctxPerOp(r, 'generator'),
     machineBusyPct: r.machineBusyPct,
     otherCpuPct: r.otherPct,
+    stealPct: r.stealPct,
     procs: r.procs,
   });
   const targets: TargetOutcome[] = TARGETS.map((t) => {
@@ -696,13 +700,15 @@ function renderReport(report: Report, records: CaseRecord[]): string {
       fmt(ctxPerOp(r, 'nodes')),
       String(r.machineBusyPct ?? '-'),
       String(r.otherPct ?? '-'),
+      String(r.stealPct ?? '-'),
     ];
   });
-  out.push(table(['case', 'ops/s', 'MB/s', 'p50 ms', 'p99 ms', 'max ms', 'err', 'gen cpu%', 'gen elu', 'nodes cpu%', 'ctx/op', 'machine%', 'other%'], rows, [false, ...Array<boolean>(12).fill(true)]));
+  out.push(table(['case', 'ops/s', 'MB/s', 'p50 ms', 'p99 ms', 'max ms', 'err', 'gen cpu%', 'gen elu', 'nodes cpu%', 'ctx/op', 'machine%', 'other%', 'steal%'], rows, [false, ...Array<boolean>(13).fill(true)]));
   out.push('  gen cpu% = load generator process CPU (% of one core); gen elu = its event-loop utilisation (* = over 0.9: the generator may be the limit)');
   out.push('  nodes cpu% = sum over storage node processes (echo server for raw/*), % of one core');
   out.push('  ctx/op = context switches in those processes per operation (thread hand-offs); machine% = all cores busy, 100 = machine saturated');
   out.push('  other% = CPU taken by processes outside the bench (% of one core): well above 0 means a noisy machine and figures to distrust');
+  out.push('  steal% = CPU of all cores the hypervisor gave to other machines (counted in machine% and other%): above a few % the figures are the host\'s, not ours');
 
   const r3 = report.replication3;
   if (r3 && (r3.failover || r3.catchup || r3.problems.length > 0)) {

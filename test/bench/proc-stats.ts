@@ -90,6 +90,8 @@ export function usageBetween(a: ProcSample | null, b: ProcSample | null, wallMs:
 export interface MachineSample {
   busy: number;
   total: number;
+  /** Jiffies the hypervisor ran other machines while this one wanted the CPU (counted in busy). */
+  steal: number;
 }
 
 /** Whole-machine CPU jiffies from /proc/stat (idle and iowait count as not busy). */
@@ -99,7 +101,7 @@ export function sampleMachine(): MachineSample | null {
     const f = line.trim().split(/\s+/).slice(1).map(Number);
     const total = f.slice(0, 8).reduce((s, x) => s + x, 0);
     const idle = (f[3] ?? 0) + (f[4] ?? 0);
-    return { busy: total - idle, total };
+    return { busy: total - idle, total, steal: f[7] ?? 0 };
   } catch {
     return null;
   }
@@ -109,6 +111,12 @@ export function sampleMachine(): MachineSample | null {
 export function machineBusyPct(a: MachineSample | null, b: MachineSample | null): number | null {
   if (a === null || b === null || b.total === a.total) return null;
   return round1(((b.busy - a.busy) / (b.total - a.total)) * 100);
+}
+
+/** % of all cores stolen by the hypervisor between two samples: CPU this machine wanted and did not get. */
+export function machineStealPct(a: MachineSample | null, b: MachineSample | null): number | null {
+  if (a === null || b === null || b.total === a.total) return null;
+  return round1(((b.steal - a.steal) / (b.total - a.total)) * 100);
 }
 
 function round1(x: number): number {
