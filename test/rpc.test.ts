@@ -2,7 +2,7 @@
 // both ways (see the framing notes at the top of transport/rpc.ts).
 import { afterEach, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
-import { decodeFrame, encodeFrame, isProblem, type Frame } from '../transport/codec.js';
+import { ATTACH_BYTES, ATTACHMENT_TAG, decodeFrame, decodeFrameAt, encodeFrame, encodeFrameParts, isProblem, type Frame } from '../transport/codec.js';
 import type { GetReq, Reply, Request } from '../transport/messages.js';
 import { MAX_FRAMES_PER_MESSAGE, RpcClient, RpcError, RpcServer, type Handler } from '../transport/rpc.js';
 
@@ -44,10 +44,11 @@ async function readFrames(d: zmq.Dealer, n: number): Promise<{ frames: Frame[]; 
     const parts = await d.receive();
     sizes.push(parts.length);
     bytes.push(parts.reduce((sum, p) => sum + p.length, 0));
-    for (const p of parts) {
-      const f = decodeFrame(p, 64 << 20);
+    for (let at = 0; at < parts.length; ) {
+      const { frame: f, used } = decodeFrameAt(parts, at, 64 << 20);
       if (isProblem(f)) throw new Error(f.reason);
       frames.push(f);
+      at += used;
     }
   }
   return { frames, sizes, bytes };
@@ -170,6 +171,56 @@ describe('rpc framing', () => {
     }
     expect(sizes.every((n) => n <= 3)).toBe(true);
     expect(await Promise.all(pending)).toEqual(Array.from({ length: 10 }, () => ({ t: 'ok' })));
+  });
+
+  it('sends byte strings of 64 KiB and more as parts of their own after their frame, both ways', async () => {
+    const big = Buffer.alloc(200 << 10);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+    const s = await server(28008, (req, respond) => {
+      if (req.t === 'put') respond({ t: 'value', value: req.value });
+      else echoRow(req, respond);
+    });
+    // Through the client: a big value out and back, next to small requests in the same message.
+    const c = client(28008);
+    const [echoed, small] = await Promise.all([c.request({ t: 'put', tablet: 0, row: 'r', col: 'c', value: big }), c.request(get('small'))]);
+    expect(echoed.t === 'value' && Buffer.from(echoed.value).equals(big)).toBe(true);
+    expect(small).toEqual({ t: 'cols', cols: ['small'] });
+    // On the wire: [frame, attachment] for the big one, the frame itself small; a lone frame for the other.
+    const out = encodeFrameParts(1, { t: 'put', tablet: 0, row: 'r', col: 'c', value: big });
+    expect(out.length).toBe(2);
+    expect(out[0]!.length).toBeLessThan(100);
+    expect(out[1]).toBe(big); // sent from the caller's buffer, not copied
+    expect(encodeFrameParts(2, { t: 'put', tablet: 0, row: 'r', col: 'c', value: big.subarray(0, ATTACH_BYTES - 1) }).length).toBe(1);
+    const d = dealer(28008);
+    await d.send([...out, encodeFrame(2, get('after'))]);
+    const parts = await d.receive();
+    expect(parts.length).toBe(3); // [reply, its attachment, reply]
+    const first = decodeFrameAt(parts, 0, 1 << 20);
+    expect(first.used).toBe(2);
+    const body = (first.frame as Frame).body as { value: Uint8Array };
+    expect(Buffer.from(body.value).equals(big)).toBe(true);
+    expect((decodeFrameAt(parts, 2, 1 << 20).frame as Frame).body).toEqual({ t: 'cols', cols: ['after'] });
+    expect(s.stats).toMatchObject({ malformed: 0, oversized: 0 });
+  });
+
+  it('answers a frame whose attachments are missing or too big with an error, and goes on serving', async () => {
+    const s = await server(28009, echoRow, 256 << 10);
+    const d = dealer(28009);
+    // The tag of attachment 0 around a value, but no part after the frame.
+    const lying = Buffer.from(encodeFrame(1, { t: 'put', tablet: 0, row: 'r', col: 'c', value: Buffer.alloc(3) }));
+    const at = lying.indexOf(Buffer.from([0x43, 0, 0, 0])); // the byte string header of the 3-byte value
+    const tagged = Buffer.concat([lying.subarray(0, at), Buffer.from([0xd9, ATTACHMENT_TAG >> 8, ATTACHMENT_TAG & 0xff, 0x00]), lying.subarray(at + 4)]);
+    await d.send(tagged);
+    // A frame with attachments beyond maxMessageBytes (each part alone is within it).
+    await d.send([...encodeFrameParts(2, { t: 'put', tablet: 0, row: 'r', col: 'c', value: Buffer.alloc(300 << 10) } as never), encodeFrame(3, get('three'))]);
+    const { frames } = await readFrames(d, 3);
+    expect(frames.map((f) => [f.id, (f.body as { t: string; code?: string }).code ?? (f.body as { t: string }).t])).toEqual([
+      [0, 'bad_request'],
+      [2, 'too_big'],
+      [3, 'cols'],
+    ]);
+    expect(s.stats).toMatchObject({ malformed: 1, oversized: 1 });
+    expect(await client(28009, 256 << 10).request(get('still'))).toEqual({ t: 'cols', cols: ['still'] });
   });
 
   it('fails a batch that cannot be sent as not sent, after connectWaitMs', async () => {

@@ -2,24 +2,26 @@
 // Every request has an id and a deadline; outstanding requests and frame sizes are bounded;
 // a malformed frame is counted and answered with an error (or dropped) and never throws.
 //
-// Framing. A frame is one encoded request or reply (`encodeFrame(id, body)`, transport/codec.ts), and
-// one zmq message carries one or more frames, each in its own part:
+// Framing. A frame is one encoded request or reply (`encodeFrameParts(id, body)`, transport/codec.ts):
+// one part, followed by a part per attachment (a byte string of 64 KiB or more, sent from its own
+// buffer instead of being copied into the frame). One zmq message carries one or more frames:
 //   client -> server   DEALER sends [frame, frame, ...]; the ROUTER reads [identity, frame, frame, ...]
 //   server -> client   ROUTER sends [identity, reply, reply, ...]; the DEALER reads [reply, reply, ...]
-// Each part is handled on its own and in order, exactly as if it had come alone (decoded, validated,
+// Each frame is handled on its own and in order, exactly as if it had come alone (decoded, validated,
 // answered, counted in the stats); replies match requests by id, never by position. The send loops
 // write whatever is queued when they run as one message, at most MAX_FRAMES_PER_MESSAGE frames and
-// about MAX_BYTES_PER_MESSAGE (or maxMessageBytes, if smaller) per message; a bigger frame goes alone.
+// about MAX_BYTES_PER_MESSAGE (or maxMessageBytes, if smaller) per message; a bigger frame goes alone
+// (attachments count towards its size).
 // The server groups queued replies by the requester's identity, keeping their order. A send starts on
 // the next tick after the first frame is queued, so the frames produced together (every request read
 // from one message, a group commit's acknowledgements) share a message: one zmq send and one receive
 // per batch instead of per frame. A client with requests already awaiting replies waits for the end of
 // the event-loop turn instead (RpcClient.kick), so requests made in separate callbacks of that turn
-// (a frontend's HTTP requests) share one message too. Size limits (zmq's maxMessageSize, maxMessageBytes)
-// apply to each part; the server handles at most MAX_FRAMES_PER_MESSAGE parts of a message and
-// answers the rest `too_big` unexecuted.
+// (a frontend's HTTP requests) share one message too. Size limits apply to each frame with its
+// attachments (maxMessageBytes) and to each part (zmq's maxMessageSize); the server handles at most
+// MAX_FRAMES_PER_MESSAGE frames of a message and answers the rest `too_big` unexecuted.
 import * as zmq from 'zeromq';
-import { decodeFrame, encodeFrame, isProblem, type Body } from './codec.js';
+import { decodeFrameAt, encodeFrameParts, isProblem, partsBytes, type Body } from './codec.js';
 import { errorReply, validateRequest, type Reply, type Request } from './messages.js';
 
 export const MAX_FRAMES_PER_MESSAGE = 256;
@@ -50,7 +52,7 @@ function batchLength(count: number, size: (i: number) => number, maxBytes: numbe
 
 interface PeerQueue {
   identity: Buffer;
-  frames: Buffer[];
+  frames: Buffer[][]; // each: a frame's parts
 }
 
 /**
@@ -72,7 +74,7 @@ class Outbox {
     private readonly maxBytes: number,
   ) {}
 
-  push(identity: Buffer, frame: Buffer): boolean {
+  push(identity: Buffer, frame: Buffer[]): boolean {
     if (this.queued >= this.limit) {
       this.dropped++;
       return false;
@@ -105,8 +107,8 @@ class Outbox {
       while (this.turns.length > 0 && !this.socket.closed) {
         const key = this.turns.shift()!;
         const peer = this.peers.get(key)!;
-        const n = batchLength(peer.frames.length, (i) => peer.frames[i]!.length, this.maxBytes);
-        let frames: Buffer[];
+        const n = batchLength(peer.frames.length, (i) => partsBytes(peer.frames[i]!), this.maxBytes);
+        let frames: Buffer[][];
         if (n === peer.frames.length) {
           frames = peer.frames;
           this.peers.delete(key);
@@ -116,7 +118,7 @@ class Outbox {
         }
         this.queued -= n;
         try {
-          await this.socket.send([peer.identity, ...frames]);
+          await this.socket.send([peer.identity, ...frames.flat()]);
         } catch {
           this.dropped += n; // peer gone or socket closing: the requesters' deadlines cover it
         }
@@ -197,7 +199,7 @@ export class RpcServer {
     }
   }
 
-  /** [identity, frame, frame, ...]: each frame is a request of its own. */
+  /** [identity, frame, frame, ...]: each frame (with its attachments) is a request of its own. */
   private onMessage(parts: Buffer[]): void {
     const identity = parts[0]!;
     if (parts.length < 2) {
@@ -206,38 +208,44 @@ export class RpcServer {
       this.report('dropped a message with no frames');
       return;
     }
-    const last = Math.min(parts.length, MAX_FRAMES_PER_MESSAGE + 1);
-    for (let i = 1; i < last; i++) this.onFrame(identity, parts[i]!);
-    if (last === parts.length) return;
-    this.report(`a message of ${parts.length - 1} frames: the last ${parts.length - last} answered too_big (at most ${MAX_FRAMES_PER_MESSAGE} per message)`);
-    for (let i = last; i < parts.length; i++) {
+    let at = 1;
+    let frames = 0;
+    while (at < parts.length && frames < MAX_FRAMES_PER_MESSAGE) {
+      at += this.onFrame(identity, parts, at);
+      frames++;
+    }
+    if (at === parts.length) return;
+    this.report(`a message of more than ${MAX_FRAMES_PER_MESSAGE} frames: the rest answered too_big`);
+    while (at < parts.length) {
       this.stats.received++;
       this.stats.oversized++;
-      const frame = decodeFrame(parts[i]!, this.opts.maxMessageBytes);
+      const { frame, used } = decodeFrameAt(parts, at, this.opts.maxMessageBytes);
       const id = isProblem(frame) ? (frame.id ?? 0) : frame.id;
       this.send(identity, id, errorReply('too_big', `more than ${MAX_FRAMES_PER_MESSAGE} frames in one message`));
+      at += used;
     }
   }
 
-  private onFrame(identity: Buffer, payload: Buffer): void {
+  /** Handles the frame at parts[at]; returns how many parts it took (itself and its attachments). */
+  private onFrame(identity: Buffer, parts: Buffer[], at: number): number {
     this.stats.received++;
-    const frame = decodeFrame(payload, this.opts.maxMessageBytes);
+    const { frame, used } = decodeFrameAt(parts, at, this.opts.maxMessageBytes);
     if (isProblem(frame)) {
-      if (payload.length > this.opts.maxMessageBytes) this.stats.oversized++;
+      const tooBig = partsBytes(parts.slice(at, at + used)) > this.opts.maxMessageBytes;
+      if (tooBig) this.stats.oversized++;
       else this.stats.malformed++;
       this.report(frame.reason);
       // Without an id the client cannot match a reply; answer with id 0 so a debugging peer sees why.
-      const code = payload.length > this.opts.maxMessageBytes ? 'too_big' : 'bad_request';
-      this.send(identity, frame.id ?? 0, errorReply(code, frame.reason));
-      return;
+      this.send(identity, frame.id ?? 0, errorReply(tooBig ? 'too_big' : 'bad_request', frame.reason));
+      return used;
     }
     const req = validateRequest(frame.body);
-    if (typeof req !== 'string' && req.t === 'ping') return; // liveness probe: nothing to do
+    if (typeof req !== 'string' && req.t === 'ping') return used; // liveness probe: nothing to do
     if (typeof req === 'string') {
       this.stats.malformed++;
       this.report(req);
       this.send(identity, frame.id, errorReply('bad_request', req));
-      return;
+      return used;
     }
     let answered = false;
     const respond: Respond = (reply) => {
@@ -251,10 +259,11 @@ export class RpcServer {
       this.report(`handler failed on ${req.t}: ${(e as Error).stack ?? e}`);
       respond(errorReply('internal', `server error on ${req.t}`));
     }
+    return used;
   }
 
   private send(identity: Buffer, id: number, body: Body): void {
-    if (!this.outbox.push(identity, encodeFrame(id, body))) this.stats.dropped++;
+    if (!this.outbox.push(identity, encodeFrameParts(id, body))) this.stats.dropped++;
   }
 
   async close(): Promise<void> {
@@ -288,7 +297,7 @@ export interface ClientOptions {
 }
 
 /** A one-way liveness probe (request id 0: never answered). */
-const PING = encodeFrame(0, { t: 'ping' });
+const PING = encodeFrameParts(0, { t: 'ping' });
 const PING_AFTER_MS = 150;
 
 interface Pending {
@@ -296,7 +305,7 @@ interface Pending {
   resolve: (r: Reply) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
-  frame: Buffer | null; // still to be sent (null once written to the socket)
+  frame: Buffer[] | null; // its parts, still to be sent (null once written to the socket)
   created: number;
 }
 
@@ -378,9 +387,10 @@ export class RpcClient {
       return Promise.reject(new RpcError('busy', `${this.pending.size} requests already outstanding to ${this.endpoint}`));
     }
     const id = this.allocId();
-    const frame = encodeFrame(id, body);
-    if (frame.length > this.opts.maxMessageBytes) {
-      return Promise.reject(new RpcError('busy', `request of ${frame.length} bytes exceeds the limit of ${this.opts.maxMessageBytes}`));
+    const frame = encodeFrameParts(id, body);
+    const bytes = partsBytes(frame);
+    if (bytes > this.opts.maxMessageBytes) {
+      return Promise.reject(new RpcError('busy', `request of ${bytes} bytes exceeds the limit of ${this.opts.maxMessageBytes}`));
     }
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => this.expire(id), timeoutMs);
@@ -438,9 +448,9 @@ export class RpcClient {
           if (batch.length === MAX_FRAMES_PER_MESSAGE) break;
         }
         if (batch.length === 0) continue;
-        batch.length = batchLength(batch.length, (i) => batch[i]!.frame!.length, maxBytes);
+        batch.length = batchLength(batch.length, (i) => partsBytes(batch[i]!.frame!), maxBytes);
         try {
-          await this.socket.send(batch.map((p) => p.frame!));
+          await this.socket.send(batch.length === 1 ? batch[0]!.frame! : batch.flatMap((p) => p.frame!));
           for (const p of batch) p.frame = null;
           this.sendQueue.splice(0, batch.length);
           this.watchConnection();
@@ -468,17 +478,20 @@ export class RpcClient {
 
   private async receiveLoop(): Promise<void> {
     try {
-      for await (const parts of this.socket) for (const part of parts) this.onReply(part);
+      for await (const parts of this.socket) {
+        for (let at = 0; at < parts.length; ) at += this.onReply(parts, at);
+      }
     } catch {
       // socket closed
     }
   }
 
-  private onReply(part: Buffer): void {
-    const frame = decodeFrame(part, this.opts.maxMessageBytes);
-    if (isProblem(frame)) return;
+  /** Handles the reply at parts[at]; returns how many parts it took (itself and its attachments). */
+  private onReply(parts: Buffer[], at: number): number {
+    const { frame, used } = decodeFrameAt(parts, at, this.opts.maxMessageBytes);
+    if (isProblem(frame)) return used;
     const p = this.pending.get(frame.id);
-    if (!p) return; // late reply to an expired request
+    if (!p) return used; // late reply to an expired request
     this.pending.delete(frame.id);
     clearTimeout(p.timer);
     const body = frame.body as Reply;
@@ -487,6 +500,7 @@ export class RpcClient {
     } else {
       p.resolve(body);
     }
+    return used;
   }
 
   async close(): Promise<void> {
