@@ -2,7 +2,7 @@
 // both ways (see the framing notes at the top of transport/rpc.ts).
 import { afterEach, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
-import { ATTACH_BYTES, ATTACHMENT_TAG, decodeFrame, decodeFrameAt, encodeFrame, encodeFrameParts, isProblem, type Frame } from '../transport/codec.js';
+import { ATTACH_BYTES, ATTACHMENT_TAG, encodeFrame, encodeFrameParts, forEachFrame, isProblem, messageParts, type Frame, type FrameProblem } from '../transport/codec.js';
 import type { GetReq, Reply, Request } from '../transport/messages.js';
 import { MAX_FRAMES_PER_MESSAGE, RpcClient, RpcError, RpcServer, type Handler } from '../transport/rpc.js';
 
@@ -35,20 +35,28 @@ const get = (row: string): GetReq => ({ t: 'get', tablet: 0, row, col: 'c' });
 /** Answers a get with its row, so a reply shows which request it answers. */
 const echoRow: Handler = (req, respond) => respond({ t: 'cols', cols: [(req as GetReq).row] });
 
-/** Reads messages until `n` frames have arrived; returns the frames and the number of parts of each message. */
+/** All frames of a message's parts (lone frames or bundles, with their attachments). */
+function framesOf(parts: Uint8Array[], maxBytes = 64 << 20): (Frame | FrameProblem)[] {
+  const out: (Frame | FrameProblem)[] = [];
+  forEachFrame(parts, 0, maxBytes, (f) => {
+    out.push(f);
+  });
+  return out;
+}
+
+/** Reads messages until `n` frames have arrived; returns the frames, and the number of frames and bytes of each message. */
 async function readFrames(d: zmq.Dealer, n: number): Promise<{ frames: Frame[]; sizes: number[]; bytes: number[] }> {
   const frames: Frame[] = [];
   const sizes: number[] = [];
   const bytes: number[] = [];
   while (frames.length < n) {
     const parts = await d.receive();
-    sizes.push(parts.length);
     bytes.push(parts.reduce((sum, p) => sum + p.length, 0));
-    for (let at = 0; at < parts.length; ) {
-      const { frame: f, used } = decodeFrameAt(parts, at, 64 << 20);
+    const got = framesOf(parts);
+    sizes.push(got.length);
+    for (const f of got) {
       if (isProblem(f)) throw new Error(f.reason);
       frames.push(f);
-      at += used;
     }
   }
   return { frames, sizes, bytes };
@@ -73,8 +81,9 @@ describe('rpc framing', () => {
     const c = client(28002);
     const pending = Array.from({ length: 10 }, (_, i) => c.request(get(`r${i}`)));
     const [identity, ...parts] = await router.receive();
-    expect(parts.length).toBe(10);
-    const frames = parts.map((p) => decodeFrame(p, 1 << 20) as Frame);
+    expect(parts.length).toBe(1); // one bundle
+    const frames = framesOf(parts) as Frame[];
+    expect(frames.length).toBe(10);
     expect(frames.map((f) => (f.body as GetReq).row)).toEqual(Array.from({ length: 10 }, (_, i) => `r${i}`));
     // Answer in reverse order, all in one message: replies match by id, not by position.
     const replies = frames.reverse().map((f) => encodeFrame(f.id, { t: 'cols', cols: [(f.body as GetReq).row] }));
@@ -90,7 +99,7 @@ describe('rpc framing', () => {
       encodeFrame(1, get('one')),
       Buffer.from([0xff, 0x00, 0x13]), // not CBOR
       encodeFrame(3, { t: 'launch-missiles' } as never), // not a request
-      Buffer.alloc(2000), // over maxMessageBytes
+      Buffer.alloc(2000, 7), // over maxMessageBytes
       Buffer.alloc(0), // empty
       encodeFrame(0, { t: 'ping' }), // one-way: no reply
       encodeFrame(7, get('seven')),
@@ -164,10 +173,11 @@ describe('rpc framing', () => {
     let frames = 0;
     while (frames < 10) {
       const [identity, ...parts] = await router.receive();
-      sizes.push(parts.length);
-      expect(parts.reduce((sum, p) => sum + p.length, 0)).toBeLessThanOrEqual(max);
-      frames += parts.length;
-      await router.send([identity!, ...parts.map((p) => encodeFrame((decodeFrame(p, max) as Frame).id, { t: 'ok' }))]);
+      const got = framesOf(parts, max) as Frame[];
+      sizes.push(got.length);
+      expect(parts.reduce((sum, p) => sum + p.length, 0)).toBeLessThanOrEqual(max + 1 + 4 * got.length); // the bundle's own bytes
+      frames += got.length;
+      await router.send([identity!, ...got.map((f) => encodeFrame(f.id, { t: 'ok' }))]);
     }
     expect(sizes.every((n) => n <= 3)).toBe(true);
     expect(await Promise.all(pending)).toEqual(Array.from({ length: 10 }, () => ({ t: 'ok' })));
@@ -193,13 +203,10 @@ describe('rpc framing', () => {
     expect(encodeFrameParts(2, { t: 'put', tablet: 0, row: 'r', col: 'c', value: big.subarray(0, ATTACH_BYTES - 1) }).length).toBe(1);
     const d = dealer(28008);
     await d.send([...out, encodeFrame(2, get('after'))]);
-    const parts = await d.receive();
-    expect(parts.length).toBe(3); // [reply, its attachment, reply]
-    const first = decodeFrameAt(parts, 0, 1 << 20);
-    expect(first.used).toBe(2);
-    const body = (first.frame as Frame).body as { value: Uint8Array };
+    const { frames } = await readFrames(d, 2);
+    const body = frames[0]!.body as { value: Uint8Array };
     expect(Buffer.from(body.value).equals(big)).toBe(true);
-    expect((decodeFrameAt(parts, 2, 1 << 20).frame as Frame).body).toEqual({ t: 'cols', cols: ['after'] });
+    expect(frames[1]!.body).toEqual({ t: 'cols', cols: ['after'] });
     expect(s.stats).toMatchObject({ malformed: 0, oversized: 0 });
   });
 
@@ -221,6 +228,47 @@ describe('rpc framing', () => {
     ]);
     expect(s.stats).toMatchObject({ malformed: 1, oversized: 1 });
     expect(await client(28009, 256 << 10).request(get('still'))).toEqual({ t: 'cols', cols: ['still'] });
+  });
+
+  it('reads bundles of frames with their attachments, and answers a broken or hand-made huge bundle boundedly', async () => {
+    const s = await server(28010, (req, respond) => {
+      if (req.t === 'put') respond({ t: 'value', value: req.value });
+      else echoRow(req, respond);
+    });
+    const d = dealer(28010);
+    const big1 = Buffer.alloc(100 << 10, 1);
+    const big2 = Buffer.alloc(70 << 10, 2);
+    // [bundle of (put+att, get, put+att), att1, att2, lone get]
+    const msg = [
+      ...messageParts([encodeFrameParts(1, { t: 'put', tablet: 0, row: 'a', col: 'c', value: big1 }), encodeFrameParts(2, get('two')), encodeFrameParts(3, { t: 'put', tablet: 0, row: 'b', col: 'c', value: big2 })]),
+      encodeFrame(4, get('four')),
+    ];
+    expect(msg.length).toBe(4);
+    await d.send(msg);
+    const { frames } = await readFrames(d, 4);
+    expect(frames.map((f) => f.id)).toEqual([1, 2, 3, 4]);
+    expect(Buffer.from((frames[0]!.body as { value: Uint8Array }).value).equals(big1)).toBe(true);
+    expect(frames[1]!.body).toEqual({ t: 'cols', cols: ['two'] });
+    expect(Buffer.from((frames[2]!.body as { value: Uint8Array }).value).equals(big2)).toBe(true);
+    // Lengths that run past the bundle, and an empty frame: one bad_request each, nothing executed after.
+    const good = encodeFrame(5, get('five'));
+    const broken = Buffer.concat([Buffer.from([0, good.length, 0, 0, 0]), good, Buffer.from([0xff, 0xff, 0, 0, 1, 2, 3])]);
+    const empty = Buffer.from([0, 0, 0, 0, 0]);
+    await d.send([broken, empty, encodeFrame(6, get('six'))]);
+    const after = await readFrames(d, 4);
+    expect(after.frames.map((f) => [f.id, (f.body as { t: string; code?: string }).code ?? (f.body as { cols: string[] }).cols[0]])).toEqual([
+      [5, 'five'],
+      [0, 'bad_request'],
+      [0, 'bad_request'],
+      [6, 'six'],
+    ]);
+    // 5000 one-byte frames in one bundle (CBOR 0x00 is not a frame): 512 answered, the rest dropped.
+    const many = Buffer.concat([Buffer.from([0]), ...Array.from({ length: 5000 }, () => Buffer.from([1, 0, 0, 0, 0]))]);
+    await d.send([many]);
+    const flood = await readFrames(d, 2 * MAX_FRAMES_PER_MESSAGE);
+    expect(flood.frames.length).toBe(2 * MAX_FRAMES_PER_MESSAGE);
+    expect(await client(28010).request(get('still'))).toEqual({ t: 'cols', cols: ['still'] });
+    expect(s.stats.malformed).toBe(2 + MAX_FRAMES_PER_MESSAGE);
   });
 
   it('fails a batch that cannot be sent as not sent, after connectWaitMs', async () => {

@@ -110,9 +110,9 @@ describe('store with a master and 3 storage nodes', () => {
     await dealer.send(encodeFrame(8, { t: 'launch-missiles' } as never));
     await dealer.send([Buffer.from('a'), Buffer.from('b')]); // two frames in one message: two replies
     await dealer.send(Buffer.alloc(40 << 20)); // over max_message_bytes (32 MiB)
-    const { decodeFrame } = await import('../transport/codec.js');
-    // Replies may share messages: one frame per part.
-    while (replies.length < 7) for (const frame of await dealer.receive()) replies.push(decodeFrame(frame, 1 << 20));
+    const { forEachFrame } = await import('../transport/codec.js');
+    // Replies may share messages (lone frames or bundles).
+    while (replies.length < 7) forEachFrame(await dealer.receive(), 0, 1 << 20, (frame) => void replies.push(frame));
     dealer.close();
     const bodies = replies.map((r) => (r as { body: { t: string; code: string } }).body);
     expect(bodies.every((b) => b.t === 'error')).toBe(true);

@@ -4,7 +4,8 @@
 //
 // Framing. A frame is one encoded request or reply (`encodeFrameParts(id, body)`, transport/codec.ts):
 // one part, followed by a part per attachment (a byte string of 64 KiB or more, sent from its own
-// buffer instead of being copied into the frame). One zmq message carries one or more frames:
+// buffer instead of being copied into the frame). One zmq message carries one or more frames, several
+// of them packed into one bundle part with their attachments after it (`messageParts`, `forEachFrame`):
 //   client -> server   DEALER sends [frame, frame, ...]; the ROUTER reads [identity, frame, frame, ...]
 //   server -> client   ROUTER sends [identity, reply, reply, ...]; the DEALER reads [reply, reply, ...]
 // Each frame is handled on its own and in order, exactly as if it had come alone (decoded, validated,
@@ -21,10 +22,10 @@
 // attachments (maxMessageBytes) and to each part (zmq's maxMessageSize); the server handles at most
 // MAX_FRAMES_PER_MESSAGE frames of a message and answers the rest `too_big` unexecuted.
 import * as zmq from 'zeromq';
-import { decodeFrameAt, encodeFrameParts, isProblem, partsBytes, type Body } from './codec.js';
+import { encodeFrameParts, forEachFrame, isProblem, MAX_FRAMES_PER_MESSAGE, messageParts, partsBytes, type Body, type Frame, type FrameProblem } from './codec.js';
 import { errorReply, validateRequest, type Reply, type Request } from './messages.js';
 
-export const MAX_FRAMES_PER_MESSAGE = 256;
+export { MAX_FRAMES_PER_MESSAGE };
 export const MAX_BYTES_PER_MESSAGE = 4 << 20;
 
 export interface ServerStats {
@@ -118,7 +119,7 @@ class Outbox {
         }
         this.queued -= n;
         try {
-          await this.socket.send([peer.identity, ...frames.flat()]);
+          await this.socket.send([peer.identity, ...messageParts(frames)]);
         } catch {
           this.dropped += n; // peer gone or socket closing: the requesters' deadlines cover it
         }
@@ -199,7 +200,7 @@ export class RpcServer {
     }
   }
 
-  /** [identity, frame, frame, ...]: each frame (with its attachments) is a request of its own. */
+  /** [identity, frame or bundle, ...]: each frame (with its attachments) is a request of its own. */
   private onMessage(parts: Buffer[]): void {
     const identity = parts[0]!;
     if (parts.length < 2) {
@@ -208,44 +209,40 @@ export class RpcServer {
       this.report('dropped a message with no frames');
       return;
     }
-    let at = 1;
+    // Frames beyond MAX_FRAMES_PER_MESSAGE are answered too_big unexecuted; beyond twice that (only a
+    // hand-made bundle has so many) the rest of the message is dropped unanswered.
     let frames = 0;
-    while (at < parts.length && frames < MAX_FRAMES_PER_MESSAGE) {
-      at += this.onFrame(identity, parts, at);
-      frames++;
-    }
-    if (at === parts.length) return;
-    this.report(`a message of more than ${MAX_FRAMES_PER_MESSAGE} frames: the rest answered too_big`);
-    while (at < parts.length) {
+    forEachFrame(parts, 1, this.opts.maxMessageBytes, (frame) => {
+      if (++frames <= MAX_FRAMES_PER_MESSAGE) {
+        this.onFrame(identity, frame);
+        return true;
+      }
       this.stats.received++;
       this.stats.oversized++;
-      const { frame, used } = decodeFrameAt(parts, at, this.opts.maxMessageBytes);
-      const id = isProblem(frame) ? (frame.id ?? 0) : frame.id;
-      this.send(identity, id, errorReply('too_big', `more than ${MAX_FRAMES_PER_MESSAGE} frames in one message`));
-      at += used;
-    }
+      if (frames > 2 * MAX_FRAMES_PER_MESSAGE) return false;
+      this.send(identity, frame.id ?? 0, errorReply('too_big', `more than ${MAX_FRAMES_PER_MESSAGE} frames in one message`));
+      return true;
+    });
+    if (frames > MAX_FRAMES_PER_MESSAGE) this.report(`a message of ${frames > 2 * MAX_FRAMES_PER_MESSAGE ? 'over ' : ''}${frames} frames: ${frames - MAX_FRAMES_PER_MESSAGE} of them not executed (at most ${MAX_FRAMES_PER_MESSAGE} per message)`);
   }
 
-  /** Handles the frame at parts[at]; returns how many parts it took (itself and its attachments). */
-  private onFrame(identity: Buffer, parts: Buffer[], at: number): number {
+  private onFrame(identity: Buffer, frame: Frame | FrameProblem): void {
     this.stats.received++;
-    const { frame, used } = decodeFrameAt(parts, at, this.opts.maxMessageBytes);
     if (isProblem(frame)) {
-      const tooBig = partsBytes(parts.slice(at, at + used)) > this.opts.maxMessageBytes;
-      if (tooBig) this.stats.oversized++;
+      if (frame.tooBig) this.stats.oversized++;
       else this.stats.malformed++;
       this.report(frame.reason);
       // Without an id the client cannot match a reply; answer with id 0 so a debugging peer sees why.
-      this.send(identity, frame.id ?? 0, errorReply(tooBig ? 'too_big' : 'bad_request', frame.reason));
-      return used;
+      this.send(identity, frame.id ?? 0, errorReply(frame.tooBig ? 'too_big' : 'bad_request', frame.reason));
+      return;
     }
     const req = validateRequest(frame.body);
-    if (typeof req !== 'string' && req.t === 'ping') return used; // liveness probe: nothing to do
+    if (typeof req !== 'string' && req.t === 'ping') return; // liveness probe: nothing to do
     if (typeof req === 'string') {
       this.stats.malformed++;
       this.report(req);
       this.send(identity, frame.id, errorReply('bad_request', req));
-      return used;
+      return;
     }
     let answered = false;
     const respond: Respond = (reply) => {
@@ -259,7 +256,6 @@ export class RpcServer {
       this.report(`handler failed on ${req.t}: ${(e as Error).stack ?? e}`);
       respond(errorReply('internal', `server error on ${req.t}`));
     }
-    return used;
   }
 
   private send(identity: Buffer, id: number, body: Body): void {
@@ -450,7 +446,7 @@ export class RpcClient {
         if (batch.length === 0) continue;
         batch.length = batchLength(batch.length, (i) => partsBytes(batch[i]!.frame!), maxBytes);
         try {
-          await this.socket.send(batch.length === 1 ? batch[0]!.frame! : batch.flatMap((p) => p.frame!));
+          await this.socket.send(messageParts(batch.map((p) => p.frame!)));
           for (const p of batch) p.frame = null;
           this.sendQueue.splice(0, batch.length);
           this.watchConnection();
@@ -478,20 +474,16 @@ export class RpcClient {
 
   private async receiveLoop(): Promise<void> {
     try {
-      for await (const parts of this.socket) {
-        for (let at = 0; at < parts.length; ) at += this.onReply(parts, at);
-      }
+      for await (const parts of this.socket) forEachFrame(parts, 0, this.opts.maxMessageBytes, this.onReply);
     } catch {
       // socket closed
     }
   }
 
-  /** Handles the reply at parts[at]; returns how many parts it took (itself and its attachments). */
-  private onReply(parts: Buffer[], at: number): number {
-    const { frame, used } = decodeFrameAt(parts, at, this.opts.maxMessageBytes);
-    if (isProblem(frame)) return used;
+  private readonly onReply = (frame: Frame | FrameProblem): void => {
+    if (isProblem(frame)) return;
     const p = this.pending.get(frame.id);
-    if (!p) return used; // late reply to an expired request
+    if (!p) return; // late reply to an expired request
     this.pending.delete(frame.id);
     clearTimeout(p.timer);
     const body = frame.body as Reply;
@@ -500,8 +492,7 @@ export class RpcClient {
     } else {
       p.resolve(body);
     }
-    return used;
-  }
+  };
 
   async close(): Promise<void> {
     if (this.socket.closed) return;
