@@ -223,6 +223,7 @@ describe('tablet state machine', () => {
     const kept = s.get('r', 'c')!;
     expect(Buffer.from(kept).equals(Buffer.alloc(1024, 1))).toBe(true);
     expect(kept.buffer).not.toBe(small.buffer); // the received message is not pinned by the cell
+    expect(kept.buffer.byteLength).toBe(1024); // nor a shared pool slab
     small.fill(9); // the receive buffer is reused: the cell does not change
     expect(kept[0]).toBe(1);
     // A replica's record from the wire: the same.
