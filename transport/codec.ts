@@ -2,13 +2,14 @@
 // Request id 0 means "no reply expected". Decoding never throws: it returns a FrameProblem.
 //
 // Attachments. On the wire (transport/rpc.ts) a byte string of ATTACH_BYTES or more is not copied into
-// its frame: it travels as a zmq part of its own right after the frame, and the frame holds the CBOR tag
-// ATTACHMENT_TAG around its index (0, 1, ... among that frame's attachments). ZeroMQ sends a part
+// its frame: it travels as a zmq part of its own after the frame's part (in a bundle, after those of
+// the frames before it), and the frame holds the CBOR tag ATTACHMENT_TAG around its index (0, 1, ...
+// among that frame's attachments). ZeroMQ sends a part
 // straight from the caller's buffer and hands the receiver the part as it read it, so a 1 MiB drive
 // chunk is never copied by an encoder on its way from a frontend to the primary and on to every
 // replica (cbor-x copied each into a freshly allocated buffer: a third of a storage worker's time
-// during uploads). `encodeFrameParts` / `decodeFrameAt` frame with attachments; `encodeFrame` /
-// `decodeFrame` are the single-part forms (big values inline), for files and tests.
+// during uploads). `encodeFrameParts`, `messageParts` and `forEachFrame` frame with attachments (and
+// bundles, below); `encodeFrame` / `decodeFrame` are the single-part forms (big values inline), for tests.
 import { addExtension, Encoder } from 'cbor-x';
 import type { Reply, Request } from './messages.js';
 
@@ -38,7 +39,7 @@ export const ATTACH_BYTES = 64 << 10;
 /** The CBOR tag of an attachment reference (cbor-x leaves tags above 40500 to applications). */
 export const ATTACHMENT_TAG = 40_600;
 /** At most this many attachments per frame. */
-export const MAX_ATTACHMENTS = 1024;
+const MAX_ATTACHMENTS = 1024;
 
 class AttachmentRef {
   constructor(readonly index: number) {}
@@ -131,16 +132,6 @@ function decodeWith(buf: Uint8Array, parts: readonly Uint8Array[], first: number
     if (total > maxBytes) return { frame: { id: frame.id, reason: `frame of ${total} bytes with its attachments exceeds the limit of ${maxBytes}`, tooBig: true }, used: 1 + d.used };
   }
   return { frame, used: 1 + d.used };
-}
-
-/**
- * Decodes the lone frame at `parts[at]` and its attachments (the parts after it that it refers to).
- * `used` is how many parts the frame took, itself included (for a frame that could not be decoded,
- * itself and the attachments it referred to before failing). `maxBytes` bounds the frame and its
- * attachments together.
- */
-export function decodeFrameAt(parts: readonly Uint8Array[], at: number, maxBytes: number): { frame: Frame | FrameProblem; used: number } {
-  return decodeWith(parts[at]!, parts, at + 1, maxBytes);
 }
 
 /** The first byte of a bundle part (a frame never starts with it: a frame is a CBOR array). */
