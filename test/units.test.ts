@@ -211,7 +211,7 @@ describe('tablet state machine', () => {
     expect([...seen].sort()).toEqual(seen);
   });
 
-  it('keeps its own copy of a small value that arrived inside a bigger message, and a big value as it came', () => {
+  it('keeps its own copy of a value that arrived inside a bigger message, and an attachment as it came', () => {
     // A frame decoded from a zmq message: the value is a view into the receive buffer.
     const frame = decodeFrame(encodeFrame(7, { t: 'put', tablet: 0, row: 'r', col: 'c', value: Buffer.alloc(1024, 1) }), 1 << 20);
     if (isProblem(frame)) throw new Error(frame.reason);
@@ -230,10 +230,14 @@ describe('tablet state machine', () => {
     const wired = fromWire([1, 1, 1, 'r', 'c', small]);
     expect(wired.value!.buffer).not.toBe(small.buffer);
 
-    const bigBacking = Buffer.alloc((64 << 10) + 100, 2);
-    const big = bigBacking.subarray(50, 50 + (64 << 10));
+    const big = Buffer.alloc(64 << 10, 2); // an attachment: a zmq part of its own
     const d2 = s.decide({ t: 'put', tablet: 0, row: 'r', col: 'big', value: big }, 100);
     expect(d2.record!.value).toBe(big); // a message of its own: no copy
+    // A big value sent inline, inside a bigger message: copied, so it does not pin the message.
+    const inline = Buffer.alloc((64 << 10) + 100, 3).subarray(50, 50 + (64 << 10));
+    const d3 = s.decide({ t: 'put', tablet: 0, row: 'r', col: 'inline', value: inline }, 100);
+    expect(d3.record!.value!.buffer.byteLength).toBe(64 << 10);
+    expect(Buffer.from(d3.record!.value!).equals(inline)).toBe(true);
   });
 });
 

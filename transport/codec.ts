@@ -4,11 +4,10 @@
 // Attachments. On the wire (transport/rpc.ts) a byte string of ATTACH_BYTES or more is not copied into
 // its frame: it travels as a zmq part of its own after the frame's part (in a bundle, after those of
 // the frames before it), and the frame holds the CBOR tag ATTACHMENT_TAG around its index (0, 1, ...
-// among that frame's attachments). ZeroMQ sends a part
-// straight from the caller's buffer and hands the receiver the part as it read it, so a 1 MiB drive
-// chunk is never copied by an encoder on its way from a frontend to the primary and on to every
-// replica (cbor-x copied each into a freshly allocated buffer: a third of a storage worker's time
-// during uploads). `encodeFrameParts`, `messageParts` and `forEachFrame` frame with attachments (and
+// among that frame's attachments). ZeroMQ sends a part straight from the caller's buffer and hands
+// the receiver the part as it read it, so a 1 MiB drive chunk is never copied by an encoder on its way
+// from a frontend to the primary and on to every replica (cbor-x copied each into a freshly allocated
+// buffer: a third of a storage worker's time during uploads). `encodeFrameParts`, `messageParts` and `forEachFrame` frame with attachments (and
 // bundles, below); `encodeFrame` / `decodeFrame` are the single-part forms (big values inline), for tests.
 import { addExtension, Encoder } from 'cbor-x';
 import type { Reply, Request } from './messages.js';
@@ -118,7 +117,6 @@ export function partsBytes(parts: readonly Uint8Array[]): number {
 
 /** The frame in `buf` and its attachments, `parts[first]`, ... (as many as it refers to). */
 function decodeWith(buf: Uint8Array, parts: readonly Uint8Array[], first: number, maxBytes: number): { frame: Frame | FrameProblem; used: number } {
-  if (buf.length > maxBytes) return { frame: { id: null, reason: `frame of ${buf.length} bytes exceeds the limit of ${maxBytes}`, tooBig: true }, used: 1 };
   const d = { parts, first, used: 0 };
   decoding = d;
   let frame: Frame | FrameProblem;
@@ -128,7 +126,8 @@ function decodeWith(buf: Uint8Array, parts: readonly Uint8Array[], first: number
     decoding = null;
   }
   if (!isProblem(frame) && d.used > 0) {
-    const total = buf.length + partsBytes(parts.slice(first, first + d.used));
+    let total = buf.length;
+    for (let i = first; i < first + d.used; i++) total += parts[i]!.length;
     if (total > maxBytes) return { frame: { id: frame.id, reason: `frame of ${total} bytes with its attachments exceeds the limit of ${maxBytes}`, tooBig: true }, used: 1 + d.used };
   }
   return { frame, used: 1 + d.used };

@@ -1,6 +1,7 @@
 // The state of one tablet as a pure state machine: a sparse table row -> column -> bytes.
 // `decide` turns a request into a reply and (for a write that changes something) a log record;
 // `apply` applies a log record. No I/O here: the tablet actor persists records before replying.
+import { ATTACH_BYTES } from '../../transport/codec.js';
 import type { Cell, Cursor, DataRequest, Reply } from '../../transport/messages.js';
 import type { LogRecord } from './wal.js';
 
@@ -10,21 +11,19 @@ export interface Decision {
   record: LogRecord | null;
 }
 
-/** Values below this are copied out of the message they arrived in (see `ownBytes`). */
-const COPY_BELOW = 64 << 10;
-
 /**
- * A value to keep: a small value decoded from a received message is a view into ZeroMQ's receive
- * buffer, which libzmq shares between every message it decoded from one read (8 KiB and more), and
- * which is freed only once no view of it is left. Kept in the table or the record ring, a 1 KiB value
- * pinned a whole receive buffer for as long as the cell lived (and the I/O thread faulted in fresh
- * memory for every read). A small value is therefore copied into a buffer of its own: not into Node's
- * shared 8 KiB pool (`Buffer.from`), where kept values sit between the short-lived buffers of frames
- * and log records and each pins its slab of them (RSS growth per kept 1 KiB record at R=3: 3.9 KB in the pool,
- * 1.8 KB in a buffer of its own). A big value is a message part of its own: its view costs nothing extra.
+ * A value to keep. A value decoded from a received message is a view into it, and libzmq decodes the
+ * messages of one read out of one shared receive buffer (8 KiB and more), freed only once no view of
+ * any of them is left: kept in the table or the record ring, a 1 KiB value pinned a whole buffer for
+ * as long as the cell lived (and the I/O thread faulted in fresh memory for every read). So a value is
+ * copied into a buffer of its own, unless it is an attachment (transport/codec.ts): a zmq part of its
+ * own, at least ATTACH_BYTES long, which libzmq allocates for it alone. Not into Node's shared 8 KiB pool
+ * (`Buffer.from`): there kept values sat between the short-lived buffers of frames and log records and
+ * each pinned its slab of them (RSS growth per kept 1 KiB record at R=3: 3.9 KB in the pool, 1.8 KB in
+ * a buffer of its own). A big value sent inline, inside a frame or a bundle, is copied too.
  */
 export function ownBytes(v: Uint8Array): Uint8Array {
-  if (v.length >= COPY_BELOW || v.byteLength === v.buffer.byteLength) return v;
+  if (v.length >= ATTACH_BYTES && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength) return v;
   const own = Buffer.allocUnsafeSlow(v.length);
   own.set(v);
   return own;
