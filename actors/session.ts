@@ -97,10 +97,23 @@ export class StoreClient {
 
   // ---- admin ----
 
-  /** The current map (cached; refreshed when stale). */
+  /**
+   * The current map: the cached one, or with `fresh` the master's map now. A fresh map that cannot be
+   * had fails (the data path's refreshes keep going with the cached map instead; a caller asking for
+   * a fresh one wants to see a change, and must not be handed an old map as if it were new).
+   */
   async map(fresh = false): Promise<TabletMap> {
-    if (fresh || this.cachedMap === null) return this.refreshMap();
-    return this.cachedMap;
+    if (!fresh) return this.cachedMap ?? this.refreshMap();
+    let rep: Reply;
+    try {
+      rep = await this.master.request({ t: 'map', known: this.cachedMap?.version ?? 0 });
+    } catch (e) {
+      if (e instanceof RpcError) throw new StoreError('unavailable', `cannot reach the master at ${this.opts.master}: ${e.message}`);
+      throw e;
+    }
+    if (rep.t !== 'map' || rep.map === null) throw unexpected(rep);
+    if (this.cachedMap === null || rep.map.version >= this.cachedMap.version) this.cachedMap = rep.map;
+    return rep.map;
   }
 
   async status(): Promise<StatusRep> {

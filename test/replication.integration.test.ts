@@ -115,9 +115,14 @@ describe('replication 3 on 4 storage nodes', () => {
     await env.client.put(row, 'c', 'before');
     process.kill(pid, 'SIGSTOP');
     try {
+      let seen = 'nothing';
       await until('failover away from the paused node', async () => {
-        const a = (await env.client.map(true)).assignments[tablet]!;
+        const m = await env.client.map(true);
+        const a = m.assignments[tablet]!;
+        seen = `map ${m.version}: tablet ${tablet} primary ${a.primary} epoch ${a.epoch} in sync [${a.inSync.join(', ')}]; nodes ${m.nodes.map((n) => `${n.name} ${n.state}`).join(', ')}`;
         return a.primary !== null && a.primary !== victim;
+      }).catch((e: Error) => {
+        throw new Error(`${e.message}; last seen: ${seen}`);
       });
       await env.client.put(row, 'c', 'after'); // served by the new primary
     } finally {

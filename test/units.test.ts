@@ -309,6 +309,62 @@ describe('replica core pacing', () => {
   });
 });
 
+describe('replica core drops', () => {
+  it('a write to a tablet idle for longer than dropAfterMs does not drop its caught-up replicas before they can answer', () => {
+    const opts = { me: 'a', tablet: 1, maxScan: 100, ringRecords: 1000, ringBytes: 1 << 20, batchBytes: 1 << 20, maxInflightBatches: 4, retransmitMs: 200, idleProbeMs: 1000, joinerTimeoutMs: 1000, dropAfterMs: 1000, retryMs: 100, commitTimeoutMs: 5000 };
+    const core = new ReplicaCore(opts, { state: new TabletState(1, 0, 1), lastEpoch: 1, clean: true });
+    let now = 0;
+    const notices: string[] = [];
+    const replies: Reply[] = [];
+    let lsn = 0; // where the primary's log ends (every peer answers durable up to it)
+    const held: Array<Parameters<ReplicaCore['handle']>[0]> = []; // acknowledgements not yet delivered
+    const feed = (input: Parameters<ReplicaCore['handle']>[0]): void => {
+      for (const e of core.handle(input, now)) {
+        if (e.kind === 'master') notices.push(`${e.req.t} ${e.req.node}`);
+        if (e.kind === 'reply') replies.push(e.reply);
+        if (e.kind === 'append') lsn = e.record.lsn;
+        if (e.kind === 'send' && e.req.t === 'repl') {
+          const last = e.req.records.length > 0 ? e.req.records[e.req.records.length - 1]![0] : e.req.prevLsn;
+          const ack = { kind: 'repl_ack', from: e.to, rep: { t: 'repl_ack', epoch: 1, ok: true, reason: 'ok', lastLsn: last, durable: last } } as const;
+          held.push(ack);
+        }
+      }
+    };
+    const settle = (): void => {
+      while (held.length > 0) feed(held.shift()!);
+    };
+    feed({ kind: 'config', cfg: { epoch: 1, primary: 'a', replicas: ['a', 'b', 'c'], inSync: ['a', 'b', 'c'] } });
+    feed({ kind: 'lease', until: 1e9 });
+    settle();
+    feed({ kind: 'client', token: 1, req: { t: 'put', tablet: 1, row: 'r', col: 'c', value: Buffer.from('x') } });
+    feed({ kind: 'durable', lsn: 1 });
+    settle();
+    // Idle for five seconds (peers answer the probes, nothing advances).
+    for (; now <= 5000; now += 50) {
+      feed({ kind: 'tick' });
+      settle();
+    }
+    // A write; a tick comes before the replicas' acknowledgements.
+    feed({ kind: 'client', token: 2, req: { t: 'put', tablet: 1, row: 'r', col: 'c', value: Buffer.from('y') } });
+    feed({ kind: 'durable', lsn });
+    now += 10;
+    feed({ kind: 'tick' });
+    expect(notices.filter((n) => n.startsWith('drop'))).toEqual([]);
+    settle();
+    expect(replies.filter((r) => r.t === 'ok')).toHaveLength(2);
+    // A replica that really stops answering is still dropped.
+    feed({ kind: 'client', token: 3, req: { t: 'put', tablet: 1, row: 'r', col: 'c', value: Buffer.from('z') } });
+    feed({ kind: 'durable', lsn });
+    held.length = 0;
+    for (let i = 0; i < 40; i++) {
+      now += 50;
+      feed({ kind: 'tick' });
+      held.length = 0;
+    }
+    expect(notices).toEqual(expect.arrayContaining(['drop b', 'drop c']));
+  });
+});
+
 describe('tablet host eviction', () => {
   it('keeps at most `resident` tablets in memory, checkpoints the evicted, and reloads them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'penncloud-host-'));

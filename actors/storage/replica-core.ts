@@ -84,7 +84,7 @@ interface Peer {
   acked: number; // durable on the peer up to here
   next: number; // next lsn to send
   inflight: number; // batches sent and not acknowledged
-  lastProgress: number; // time acked last advanced (or the peer was added)
+  lastProgress: number; // time acked last advanced, or the peer was added, or it began to owe a record after being caught up
   joiner: boolean;
   joinLsn: number; // joiners: in sync once acked >= joinLsn
   noticeSentAt: number; // last in_sync / drop notice to the master
@@ -393,6 +393,12 @@ export class ReplicaCore {
   }
 
   private appendLocal(rec: LogRecord): void {
+    // A peer that was caught up starts owing this record now: its progress clock starts here, not at
+    // its last advance, which may be long ago on an idle tablet. (Found by a test that paused a
+    // primary right after one write to an idle tablet: the next tick, before the replicas could
+    // answer, found them "behind for" seconds and dropped both from the in-sync set, and the paused
+    // primary then had no one to fail over to.)
+    for (const p of this.peers.values()) if (p.known && p.acked >= this.state.lsn) p.lastProgress = this.now;
     this.state.apply(rec);
     this.lastEpoch = rec.epoch;
     this.ring.push(rec);

@@ -1,11 +1,11 @@
 // Starts a real cluster for tests and benchmarks: every node its own OS process (`penncloud node NAME`),
 // on its own ports, with its data in a fresh temporary directory. Nodes can be killed (-9) and restarted.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { StoreClient, type StoreClientOptions } from '../../actors/session.js';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { loadTopology, type Topology } from '../../transport/topology.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..').replace(/[/\\]dist$/, '');
@@ -185,6 +185,18 @@ export class TestCluster {
     }
   }
 
+  /** Prints the last `lines` lines of a node's log to stderr, with the directory that keeps them all. */
+  printLogTail(name: string, lines = 80): void {
+    const file = join(this.dir, `${name}.log`);
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      text = '(no log)';
+    }
+    process.stderr.write(`--- last ${lines} lines of ${file} (every log is kept in ${this.dir}) ---\n${text.split('\n').slice(-lines).join('\n')}\n`);
+  }
+
   /** SIGTERM every node, wait for them, and remove the data unless `keep`. */
   async stop(keep = false): Promise<void> {
     const exits = [...this.procs.values()].map((p) => new Promise((r) => p.once('exit', r)));
@@ -209,9 +221,16 @@ export function useCluster(spec: ClusterSpec): { cluster: TestCluster; readonly 
     await cluster.start();
     client = cluster.client();
   });
+  // A failed test keeps the cluster's directory and prints the master's last log lines (its view of
+  // node states, elections and handovers), so a failure seen only in CI can be read afterwards.
+  let failed = false;
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') failed = true;
+  });
   afterAll(async () => {
     await client?.close();
-    await cluster.stop();
+    await cluster.stop(failed);
+    if (failed) cluster.printLogTail(cluster.topo.master.name);
   });
   return {
     cluster,
