@@ -324,8 +324,10 @@ export class RpcClient {
       maxMessageSize: opts.maxMessageBytes * 2 + 1024,
       sendHighWaterMark: 100_000,
       receiveHighWaterMark: 100_000,
+      // A restarted peer is reachable again within 250 ms: with zmq's back-off up to 1 s, a primary could
+      // not send to a replica that had been down a second or more for up to a second after it was back.
       reconnectInterval: 50,
-      reconnectMaxInterval: 1000,
+      reconnectMaxInterval: 250,
     });
     this.socket.connect(endpoint);
     this.loop = this.receiveLoop();

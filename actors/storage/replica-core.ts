@@ -87,6 +87,8 @@ interface Peer {
   lastProgress: number; // time acked last advanced, or the peer was added, or it began to owe a record after being caught up
   joiner: boolean;
   joinLsn: number; // joiners: in sync once acked >= joinLsn
+  /** The peer's log holds our records up to here (a joiner's own report); a resend starts after max(acked, floor). */
+  floor: number;
   noticeSentAt: number; // last in_sync / drop notice to the master
   // A primary that restarted in the same epoch (process or worker restart before the master noticed,
   // tablet reload) has lost its unsynced tail, which its replicas may hold durably. Reusing those
@@ -526,7 +528,9 @@ export class ReplicaCore {
           // Nothing acknowledged for a while: assume the batches (or their acks) were lost and resend
           // from the last acknowledged record; the peer skips what it already has.
           this.stats.retransmits++;
-          p.next = Math.min(p.next, p.acked + 1);
+          // Not from acked + 1 alone: a joiner whose probe was lost has acked nothing yet, and resending
+          // from record 1 would find it "too far behind" the ring and make it start over (seconds later).
+          p.next = Math.min(p.next, Math.max(p.acked, p.floor) + 1);
           p.inflight = 0;
           p.resentAt = this.now;
           if (p.next > this.state.lsn) {
@@ -583,7 +587,7 @@ export class ReplicaCore {
         if (node === me) continue;
         const p = this.peers.get(node);
         if (p) p.joiner = false;
-        else this.peers.set(node, { acked: 0, next: this.state.lsn + 1, inflight: 0, lastProgress: this.now, joiner: false, joinLsn: 0, noticeSentAt: -Infinity, known: false, ahead: false, resentAt: this.now });
+        else this.peers.set(node, { acked: 0, next: this.state.lsn + 1, inflight: 0, lastProgress: this.now, joiner: false, joinLsn: 0, floor: 0, noticeSentAt: -Infinity, known: false, ahead: false, resentAt: this.now });
       }
       for (const [node, p] of this.peers) if (!p.joiner && !cfg.inSync.includes(node)) this.forget(node);
       // Probe the in-sync replicas so we learn where their logs end.
@@ -779,7 +783,7 @@ export class ReplicaCore {
     this.stats.tailRecordsSent += recs.length;
     if (reachesEnd) {
       // Join in this very step: from now on every record also goes to it, so it misses nothing.
-      this.peers.set(req.from, { acked: 0, next: this.state.lsn + 1, inflight: 1, lastProgress: this.now, joiner: true, joinLsn: this.state.lsn, noticeSentAt: -Infinity, known: true, ahead: false, resentAt: this.now });
+      this.peers.set(req.from, { acked: 0, next: this.state.lsn + 1, inflight: 1, lastProgress: this.now, joiner: true, joinLsn: this.state.lsn, floor: L, noticeSentAt: -Infinity, known: true, ahead: false, resentAt: this.now });
     }
     reply({ t: 'catchup_rep', mode: 'tail', records: recs.map(toWire), joined: reachesEnd });
     // Probe at once: its answer tells us how far the joiner's log is durable (the commit point waits for it).
