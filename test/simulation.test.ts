@@ -121,6 +121,15 @@ describe('deterministic simulation', () => {
     }
   });
 
+  it('without faults, writes after idle gaps longer than dropAfterMs drop no replica and cause no election', () => {
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      // Clients think up to 4 s between operations: tablets sit idle for seconds, then take one write.
+      const r = runSeed(seed, { mixed: false, faults: false, drop: 0, dup: 0, thinkMs: 4000, clients: 3, faultMs: 30_000 });
+      expect(r.ops, `seed ${seed}`).toBeGreaterThan(20);
+      expect({ seed, drops: r.dropsAsked, elections: r.elections }).toEqual({ seed, drops: 0, elections: 0 });
+    }
+  });
+
   it('a caught-up joiner the master will not mark in sync, that then dies, does not block writes', () => {
     for (const seed of [1, 2, 3]) {
       let x = '';

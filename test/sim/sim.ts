@@ -160,6 +160,8 @@ export interface SimResult {
   unknownOps: number;
   faults: number;
   elections: number;
+  /** Drops of a replica asked for by primaries (each request counts, granted or not). */
+  dropsAsked: number;
   /** Elections that handed a primary back to its preferred node (a live old primary). */
   handovers: number;
   linearizabilityTimedOut: boolean;
@@ -353,6 +355,7 @@ export class Simulation {
   private mapCache: { key: string; assignments: TabletAssignment[] } | null = null;
   private faults = 0;
   private elections = 0;
+  private dropsAsked = 0;
   private handovers = 0;
   private renewals = 0;
   private snapshots = 0;
@@ -600,6 +603,7 @@ export class Simulation {
         return this.reply(env, ok ? { t: 'ok' } : { t: 'error', code: 'bad_request', message: 'no' });
       }
       case 'drop': {
+        this.dropsAsked++;
         const ok = m.core.drop(req.tablet, req.node, req.epoch, this.now);
         this.runMasterEffects();
         return this.reply(env, ok ? { t: 'ok' } : { t: 'error', code: 'bad_request', message: 'no' });
@@ -1482,6 +1486,7 @@ export class Simulation {
       unknownOps: this.history.filter((o) => o.outcome === 'unknown').length,
       faults: this.faults,
       elections: this.elections,
+      dropsAsked: this.dropsAsked,
       handovers: this.handovers,
       linearizabilityTimedOut: res.timedOut === true,
       healMs: this.now - this.healStart,
