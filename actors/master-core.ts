@@ -31,6 +31,13 @@ export interface MasterOptions {
   electionTimeoutMs: number;
   /** Hand primaries back to their preferred nodes once the cluster has been whole and unchanged this long (0: never). */
   rebalanceAfterMs: number;
+  /**
+   * A gap longer than this between two inputs means the master itself did not run (paused, starved of
+   * CPU): the nodes' silence during the gap is not counted against them (their heartbeats are waiting
+   * in its socket). At most once per 4 × nodeDeadMs, so a master that lags all the time still finds
+   * dead nodes. The core must then be ticked more often than this. 0 or absent: off.
+   */
+  stallMs?: number;
 }
 
 export interface PersistedAssignment {
@@ -114,6 +121,9 @@ export class MasterCore {
   private readonly handoverFailedAt = new Map<number, number>();
   /** Per tablet: when its primary last reported a different log end (writes going on). */
   private readonly lsnChangedAt = new Map<number, number>();
+  /** The last input (tick, heartbeat, reply) and the last stall discounted: see MasterOptions.stallMs. */
+  private lastInputAt: number | null = null;
+  private lastStallAt = -Infinity;
 
   /**
    * `firstVersion`: the number of this incarnation's first map. It must exceed every map version a
@@ -149,6 +159,7 @@ export class MasterCore {
   heartbeat(node: string, pid: number, tablets: TabletReport[], stopped: boolean, now: number): number | null {
     const rec = this.nodes.get(node);
     if (!rec) return null;
+    this.discountStall(now);
     rec.lastSeen = now;
     rec.pid = pid;
     rec.stopped = stopped;
@@ -166,6 +177,7 @@ export class MasterCore {
 
   /** A replica's answer to a position request (lsn null: it did not answer). */
   positionReply(node: string, tablet: number, epoch: number, lsn: number | null, now: number): void {
+    this.discountStall(now);
     const e = this.elections.get(tablet);
     if (!e || e.epoch !== epoch || !e.asked.has(node)) return;
     if (lsn === null) e.asked.delete(node);
@@ -183,6 +195,7 @@ export class MasterCore {
    * set: only that node can serve either epoch, so no election and no lease wait are needed.
    */
   inSync(tablet: number, node: string, epoch: number, now: number): boolean {
+    this.discountStall(now);
     const a = this.assignments[tablet];
     if (!a || a.epoch !== epoch || a.primary === null || !a.replicas.includes(node)) return false;
     if (!this.isUp(node, now)) return false;
@@ -200,6 +213,7 @@ export class MasterCore {
 
   /** The primary says an in-sync replica stopped acknowledging. */
   drop(tablet: number, node: string, epoch: number, now: number): boolean {
+    this.discountStall(now);
     const a = this.assignments[tablet];
     if (!a || a.epoch !== epoch || node === a.primary) return false;
     if (a.inSync.includes(node)) {
@@ -210,6 +224,7 @@ export class MasterCore {
   }
 
   tick(now: number): void {
+    this.discountStall(now);
     this.refreshStates(now);
     for (const a of this.assignments) {
       // A dead or stopped replica stops counting: the primary no longer waits for it. Only while the
@@ -316,6 +331,24 @@ export class MasterCore {
   }
 
   // ---- node states ----
+
+  /**
+   * After a gap in the master's own inputs longer than stallMs, moves every node's last heartbeat
+   * forward by the gap: a master that was paused for a second must not take every node for dead
+   * (and start an election for every tablet) because it did not read their heartbeats meanwhile.
+   * Only delays what the master concludes; leases are judged from when they were granted, as before.
+   */
+  private discountStall(now: number): void {
+    const last = this.lastInputAt;
+    this.lastInputAt = now;
+    const stallMs = this.opts.stallMs ?? 0;
+    if (stallMs <= 0 || last === null) return;
+    const gap = now - last;
+    if (gap <= stallMs || now - this.lastStallAt < 4 * this.opts.nodeDeadMs) return;
+    this.lastStallAt = now;
+    for (const r of this.nodes.values()) if (r.lastSeen !== null) r.lastSeen = Math.min(now, r.lastSeen + gap);
+    this.out.push({ kind: 'log', msg: `the master did not run for ${gap} ms; the nodes' silence meanwhile is not counted against them` });
+  }
 
   private isUp(node: string, now: number): boolean {
     const r = this.nodes.get(node);

@@ -21,6 +21,8 @@ export function masterOptions(topo: Topology): MasterOptions {
     nodeDeadMs: topo.timeouts.nodeDeadMs,
     electionTimeoutMs: Math.max(200, topo.timeouts.heartbeatMs * 3),
     rebalanceAfterMs: topo.timeouts.rebalanceAfterMs,
+    // The master ticks every heartbeat_ms / 2 (at most 50 ms with the defaults).
+    stallMs: Math.max(Math.floor(topo.timeouts.nodeDeadMs / 2), topo.timeouts.heartbeatMs * 2),
   };
 }
 

@@ -117,6 +117,7 @@ describe('master core', () => {
     m.tick(1100);
     expect(m.map().nodes[0]!.state).toBe('alive');
     expect(m.map().assignments[0]!.lsn).toEqual({ s1: 7 });
+    for (let t = 1150; t < 1400; t += 50) m.tick(t); // the master ticks every heartbeat_ms / 2
     m.tick(1000 + 401);
     expect(m.map().nodes[0]!.state).toBe('dead');
     expect(m.mapVersion).toBeGreaterThan(v);
@@ -148,6 +149,37 @@ describe('master core', () => {
     expect(m.inSync(0, 's1', 1, 1600)).toBe(false); // stale epoch
     expect(m.inSync(0, 's1', 2, 1600)).toBe(true);
     expect(m.map().assignments[0]!.inSync).toContain('s1');
+  });
+
+  it('does not take every node for dead after being paused itself, but still finds a node that died meanwhile', () => {
+    for (const s1Died of [false, true]) {
+      const m = new MasterCore(masterOptions(topo), null, 0);
+      let t = 0;
+      const run = (until: number, nodes: string[]): void => {
+        for (; t <= until; t += 50) {
+          if (t % 100 === 0) for (const n of nodes) m.heartbeat(n, 1, [], false, t);
+          m.tick(t);
+        }
+      };
+      run(1000, ['s1', 's2', 's3']);
+      m.takeEffects();
+      // The master does not run from 1000 to 2500; then it reads the heartbeats waiting in its socket.
+      t = 2500;
+      run(4000, s1Died ? ['s2', 's3'] : ['s2', 's3', 's1']);
+      const logs = m.takeEffects().flatMap((e) => (e.kind === 'log' ? [e.msg] : []));
+      expect(logs.some((l) => l.includes('did not run for 1500 ms'))).toBe(true);
+      if (s1Died) {
+        expect(m.map().nodes[0]!.state).toBe('dead');
+        expect(logs.some((l) => l.includes('tablet 0: primary s1 is down'))).toBe(true);
+      } else {
+        expect(logs.filter((l) => / is dead|is down|electing/.test(l))).toEqual([]);
+        expect(m.map().assignments.map((a) => [a.primary, a.epoch, a.inSync.length])).toEqual([
+          ['s1', 1, 3],
+          ['s2', 1, 3],
+          ['s3', 1, 3],
+        ]);
+      }
+    }
   });
 
   it('keeps an in-sync set intact while no primary lives, and refuses to drop the primary', () => {

@@ -378,6 +378,7 @@ export class Simulation {
       nodeDeadMs: opts.nodeDeadMs,
       electionTimeoutMs: Math.max(200, opts.heartbeatMs * 3),
       rebalanceAfterMs: opts.rebalanceAfterMs,
+      stallMs: Math.max(Math.floor(opts.nodeDeadMs / 2), opts.heartbeatMs * 2),
     };
     // The production core options (worker.ts), with a small ring and small batches drawn per seed so
     // that snapshots, "too far behind" and multi-batch streaming happen.
