@@ -40,6 +40,14 @@ export interface MasterOptions {
   stallMs?: number;
 }
 
+/**
+ * MasterOptions.stallMs for a master ticked every heartbeat_ms / 2: at least four missed ticks, and at
+ * most half of node_dead_ms (a node that heartbeated just before a longer stall is not yet dead).
+ */
+export function stallMsFor(nodeDeadMs: number, heartbeatMs: number): number {
+  return Math.max(Math.floor(nodeDeadMs / 2), heartbeatMs * 2);
+}
+
 export interface PersistedAssignment {
   id: number;
   replicas: string[];

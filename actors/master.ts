@@ -8,7 +8,7 @@ import { mapNode, workerEndpoint } from '../transport/partition.js';
 import { RpcClient, RpcServer, type Respond } from '../transport/rpc.js';
 import { endpoint, type Topology } from '../transport/topology.js';
 import { createLogger } from './log.js';
-import { firstMapVersion, MasterCore, type MasterEffect, type MasterOptions, type PersistedAssignment } from './master-core.js';
+import { firstMapVersion, MasterCore, stallMsFor, type MasterEffect, type MasterOptions, type PersistedAssignment } from './master-core.js';
 
 export function masterOptions(topo: Topology): MasterOptions {
   return {
@@ -21,8 +21,7 @@ export function masterOptions(topo: Topology): MasterOptions {
     nodeDeadMs: topo.timeouts.nodeDeadMs,
     electionTimeoutMs: Math.max(200, topo.timeouts.heartbeatMs * 3),
     rebalanceAfterMs: topo.timeouts.rebalanceAfterMs,
-    // The master ticks every heartbeat_ms / 2 (at most 50 ms with the defaults).
-    stallMs: Math.max(Math.floor(topo.timeouts.nodeDeadMs / 2), topo.timeouts.heartbeatMs * 2),
+    stallMs: stallMsFor(topo.timeouts.nodeDeadMs, topo.timeouts.heartbeatMs),
   };
 }
 

@@ -104,16 +104,7 @@ export class StoreClient {
    */
   async map(fresh = false): Promise<TabletMap> {
     if (!fresh) return this.cachedMap ?? this.refreshMap();
-    let rep: Reply;
-    try {
-      rep = await this.master.request({ t: 'map', known: this.cachedMap?.version ?? 0 });
-    } catch (e) {
-      if (e instanceof RpcError) throw new StoreError('unavailable', `cannot reach the master at ${this.opts.master}: ${e.message}`);
-      throw e;
-    }
-    if (rep.t !== 'map' || rep.map === null) throw unexpected(rep);
-    if (this.cachedMap === null || rep.map.version >= this.cachedMap.version) this.cachedMap = rep.map;
-    return rep.map;
+    return this.fetchMap();
   }
 
   async status(): Promise<StatusRep> {
@@ -167,18 +158,30 @@ export class StoreClient {
     return s;
   }
 
+  /** The master's map now (kept as the cached one unless older); fails when the master cannot be asked. */
+  private async fetchMap(): Promise<TabletMap> {
+    let rep: Reply;
+    try {
+      rep = await this.master.request({ t: 'map', known: this.cachedMap?.version ?? 0 });
+    } catch (e) {
+      if (e instanceof RpcError) throw new StoreError('unavailable', `cannot reach the master at ${this.opts.master}: ${e.message}`);
+      throw e;
+    }
+    if (rep.t !== 'map' || rep.map === null) throw unexpected(rep);
+    if (this.cachedMap === null || rep.map.version >= this.cachedMap.version) this.cachedMap = rep.map;
+    return rep.map;
+  }
+
+  /** The data path's refresh: one at a time, and the cached map when the master cannot be asked. */
   private refreshMap(): Promise<TabletMap> {
     if (this.refreshing) return this.refreshing;
     this.counters.refreshes++;
     this.refreshing = (async () => {
       try {
-        const rep = await this.master.request({ t: 'map', known: this.cachedMap?.version ?? 0 });
-        if (rep.t !== 'map' || rep.map === null) throw unexpected(rep);
-        if (this.cachedMap === null || rep.map.version >= this.cachedMap.version) this.cachedMap = rep.map;
-        return this.cachedMap;
+        await this.fetchMap();
+        return this.cachedMap!;
       } catch (e) {
         if (this.cachedMap !== null) return this.cachedMap; // keep going with what we know
-        if (e instanceof RpcError) throw new StoreError('unavailable', `cannot reach the master at ${this.opts.master}: ${e.message}`);
         throw e;
       } finally {
         this.refreshing = null;

@@ -2,9 +2,9 @@
 // both ways (see the framing notes at the top of transport/rpc.ts).
 import { afterEach, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
-import { ATTACH_BYTES, ATTACHMENT_TAG, encodeFrame, encodeFrameParts, forEachFrame, isProblem, messageParts, type Frame, type FrameProblem } from '../transport/codec.js';
+import { ATTACH_BYTES, ATTACHMENT_TAG, encodeFrame, encodeFrameParts, forEachFrame, isProblem, MAX_FRAMES_PER_MESSAGE, messageParts, type Frame, type FrameProblem } from '../transport/codec.js';
 import type { GetReq, Reply, Request } from '../transport/messages.js';
-import { MAX_FRAMES_PER_MESSAGE, RpcClient, RpcError, RpcServer, type Handler } from '../transport/rpc.js';
+import { RpcClient, RpcError, RpcServer, type Handler } from '../transport/rpc.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -311,144 +311,136 @@ describe('actor mailbox', () => {
   });
 });
 
+/** Replica core options for unit tests (worker.ts has the production ones). */
+const CORE_OPTS = { maxScan: 100, ringRecords: 1000, ringBytes: 1 << 20, batchBytes: 1 << 20, maxInflightBatches: 4, retransmitMs: 200, idleProbeMs: 1000, joinerTimeoutMs: 1000, dropAfterMs: 1000, retryMs: 100, commitTimeoutMs: 5000 };
+
+type CoreInput = Parameters<ReplicaCore['handle']>[0];
+
+/**
+ * The primary ('a') of tablet 1 as a pure core, with peers that acknowledge every repl durable up to
+ * its last record once `settle` delivers the acknowledgements; `lose(peer)` loses the next repl to it.
+ */
+class PrimaryHarness {
+  readonly core: ReplicaCore;
+  now = 0;
+  lsn = 0; // where the primary's log ends
+  readonly notices: string[] = []; // to the master: "in_sync d", "drop b", ...
+  readonly replies: Reply[] = [];
+  readonly repls = new Map<string, number>(); // repl requests sent, per peer
+  readonly held: CoreInput[] = []; // acknowledgements not yet delivered
+  private readonly losing = new Set<string>();
+
+  constructor(overrides: Partial<typeof CORE_OPTS> = {}) {
+    this.core = new ReplicaCore({ ...CORE_OPTS, ...overrides, me: 'a', tablet: 1 }, { state: new TabletState(1, 0, 1), lastEpoch: 1, clean: true });
+  }
+
+  start(replicas: string[], inSync: string[]): void {
+    this.feed({ kind: 'config', cfg: { epoch: 1, primary: 'a', replicas, inSync } });
+    this.feed({ kind: 'lease', until: 1e9 });
+    this.settle();
+  }
+
+  feed(input: CoreInput): void {
+    for (const e of this.core.handle(input, this.now)) {
+      if (e.kind === 'master') this.notices.push(`${e.req.t} ${e.req.node}`);
+      if (e.kind === 'reply') this.replies.push(e.reply);
+      if (e.kind === 'append') this.lsn = e.record.lsn;
+      if (e.kind !== 'send' || e.req.t !== 'repl') continue;
+      this.repls.set(e.to, (this.repls.get(e.to) ?? 0) + 1);
+      if (this.losing.delete(e.to)) continue;
+      const last = e.req.records.length > 0 ? e.req.records[e.req.records.length - 1]![0] : e.req.prevLsn;
+      this.held.push({ kind: 'repl_ack', from: e.to, rep: { t: 'repl_ack', epoch: 1, ok: true, reason: 'ok', lastLsn: last, durable: last } });
+    }
+  }
+
+  settle(): void {
+    while (this.held.length > 0) this.feed(this.held.shift()!);
+  }
+
+  lose(peer: string): void {
+    this.losing.add(peer);
+  }
+
+  /** A client PUT, made durable on the primary (its acknowledgement from peers is up to `settle`). */
+  put(token: number, row: string, value: string): void {
+    this.feed({ kind: 'client', token, req: { t: 'put', tablet: 1, row, col: 'c', value: Buffer.from(value) } });
+    this.feed({ kind: 'durable', lsn: this.lsn });
+  }
+
+  tick(ms: number): void {
+    this.now += ms;
+    this.feed({ kind: 'tick' });
+  }
+}
+
 describe('replica core pacing', () => {
   it('an idle primary probes each peer once per idleProbeMs, not on every tick', () => {
-    const opts = { me: 'a', tablet: 1, maxScan: 100, ringRecords: 1000, ringBytes: 1 << 20, batchBytes: 1 << 20, maxInflightBatches: 4, retransmitMs: 200, idleProbeMs: 1000, joinerTimeoutMs: 1000, dropAfterMs: 1000, retryMs: 100, commitTimeoutMs: 5000 };
-    const core = new ReplicaCore(opts, { state: new TabletState(1, 0, 1), lastEpoch: 1, clean: true });
-    let now = 0;
-    const probes = new Map<string, number>();
-    const feed = (input: Parameters<ReplicaCore['handle']>[0]): void => {
-      for (const e of core.handle(input, now)) {
-        if (e.kind !== 'send' || e.req.t !== 'repl') continue;
-        probes.set(e.to, (probes.get(e.to) ?? 0) + 1);
-        // Every peer answers at once: durable where the primary's log ends (nothing to send).
-        const rep = { t: 'repl_ack', epoch: 1, ok: true, reason: 'ok', lastLsn: 0, durable: 0 } as const;
-        pending.push({ kind: 'repl_ack', from: e.to, rep });
-      }
-    };
-    const pending: Array<Parameters<ReplicaCore['handle']>[0]> = [];
-    feed({ kind: 'config', cfg: { epoch: 1, primary: 'a', replicas: ['a', 'b', 'c'], inSync: ['a', 'b', 'c'] } });
-    feed({ kind: 'lease', until: 1e9 });
-    for (; now <= 10_000; now += 50) {
-      feed({ kind: 'tick' });
-      while (pending.length > 0) feed(pending.shift()!);
+    const h = new PrimaryHarness();
+    h.start(['a', 'b', 'c'], ['a', 'b', 'c']);
+    while (h.now < 10_000) {
+      h.tick(50);
+      h.settle();
     }
     // Ten idle seconds: about ten probes per peer (plus the first ones that learn where their logs end).
     for (const peer of ['b', 'c']) {
-      expect(probes.get(peer)).toBeGreaterThanOrEqual(8);
-      expect(probes.get(peer)).toBeLessThanOrEqual(14);
+      expect(h.repls.get(peer)).toBeGreaterThanOrEqual(8);
+      expect(h.repls.get(peer)).toBeLessThanOrEqual(14);
     }
   });
 });
 
 describe('replica core drops', () => {
   it('a write to a tablet idle for longer than dropAfterMs does not drop its caught-up replicas before they can answer', () => {
-    const opts = { me: 'a', tablet: 1, maxScan: 100, ringRecords: 1000, ringBytes: 1 << 20, batchBytes: 1 << 20, maxInflightBatches: 4, retransmitMs: 200, idleProbeMs: 1000, joinerTimeoutMs: 1000, dropAfterMs: 1000, retryMs: 100, commitTimeoutMs: 5000 };
-    const core = new ReplicaCore(opts, { state: new TabletState(1, 0, 1), lastEpoch: 1, clean: true });
-    let now = 0;
-    const notices: string[] = [];
-    const replies: Reply[] = [];
-    let lsn = 0; // where the primary's log ends (every peer answers durable up to it)
-    const held: Array<Parameters<ReplicaCore['handle']>[0]> = []; // acknowledgements not yet delivered
-    const feed = (input: Parameters<ReplicaCore['handle']>[0]): void => {
-      for (const e of core.handle(input, now)) {
-        if (e.kind === 'master') notices.push(`${e.req.t} ${e.req.node}`);
-        if (e.kind === 'reply') replies.push(e.reply);
-        if (e.kind === 'append') lsn = e.record.lsn;
-        if (e.kind === 'send' && e.req.t === 'repl') {
-          const last = e.req.records.length > 0 ? e.req.records[e.req.records.length - 1]![0] : e.req.prevLsn;
-          const ack = { kind: 'repl_ack', from: e.to, rep: { t: 'repl_ack', epoch: 1, ok: true, reason: 'ok', lastLsn: last, durable: last } } as const;
-          held.push(ack);
-        }
-      }
-    };
-    const settle = (): void => {
-      while (held.length > 0) feed(held.shift()!);
-    };
-    feed({ kind: 'config', cfg: { epoch: 1, primary: 'a', replicas: ['a', 'b', 'c'], inSync: ['a', 'b', 'c'] } });
-    feed({ kind: 'lease', until: 1e9 });
-    settle();
-    feed({ kind: 'client', token: 1, req: { t: 'put', tablet: 1, row: 'r', col: 'c', value: Buffer.from('x') } });
-    feed({ kind: 'durable', lsn: 1 });
-    settle();
+    const h = new PrimaryHarness();
+    h.start(['a', 'b', 'c'], ['a', 'b', 'c']);
+    h.put(1, 'r', 'x');
+    h.settle();
     // Idle for five seconds (peers answer the probes, nothing advances).
-    for (; now <= 5000; now += 50) {
-      feed({ kind: 'tick' });
-      settle();
+    while (h.now < 5000) {
+      h.tick(50);
+      h.settle();
     }
     // A write; a tick comes before the replicas' acknowledgements.
-    feed({ kind: 'client', token: 2, req: { t: 'put', tablet: 1, row: 'r', col: 'c', value: Buffer.from('y') } });
-    feed({ kind: 'durable', lsn });
-    now += 10;
-    feed({ kind: 'tick' });
-    expect(notices.filter((n) => n.startsWith('drop'))).toEqual([]);
-    settle();
-    expect(replies.filter((r) => r.t === 'ok')).toHaveLength(2);
+    h.put(2, 'r', 'y');
+    h.tick(10);
+    expect(h.notices.filter((n) => n.startsWith('drop'))).toEqual([]);
+    h.settle();
+    expect(h.replies.filter((r) => r.t === 'ok')).toHaveLength(2);
     // A replica that really stops answering is still dropped.
-    feed({ kind: 'client', token: 3, req: { t: 'put', tablet: 1, row: 'r', col: 'c', value: Buffer.from('z') } });
-    feed({ kind: 'durable', lsn });
-    held.length = 0;
+    h.put(3, 'r', 'z');
     for (let i = 0; i < 40; i++) {
-      now += 50;
-      feed({ kind: 'tick' });
-      held.length = 0;
+      h.held.length = 0;
+      h.tick(50);
     }
-    expect(notices).toEqual(expect.arrayContaining(['drop b', 'drop c']));
+    expect(h.notices).toEqual(expect.arrayContaining(['drop b', 'drop c']));
   });
 });
 
 describe('replica core joins', () => {
   it('a joiner whose first probe is lost is resent what it lacks, not records it has that the ring no longer holds', () => {
-    const opts = { me: 'a', tablet: 1, maxScan: 100, ringRecords: 5, ringBytes: 1 << 20, batchBytes: 1 << 20, maxInflightBatches: 4, retransmitMs: 200, idleProbeMs: 1000, joinerTimeoutMs: 1000, dropAfterMs: 1000, retryMs: 100, commitTimeoutMs: 5000 };
-    const core = new ReplicaCore(opts, { state: new TabletState(1, 0, 1), lastEpoch: 1, clean: true });
-    let now = 0;
-    let lsn = 0;
-    let loseNextToD = false;
-    const notices: string[] = [];
-    const held: Array<Parameters<ReplicaCore['handle']>[0]> = [];
-    const feed = (input: Parameters<ReplicaCore['handle']>[0]): void => {
-      for (const e of core.handle(input, now)) {
-        if (e.kind === 'master') notices.push(`${e.req.t} ${e.req.node}`);
-        if (e.kind === 'append') lsn = e.record.lsn;
-        if (e.kind === 'send' && e.req.t === 'repl') {
-          if (e.to === 'd' && loseNextToD) {
-            loseNextToD = false;
-            continue;
-          }
-          const last = e.req.records.length > 0 ? e.req.records[e.req.records.length - 1]![0] : e.req.prevLsn;
-          held.push({ kind: 'repl_ack', from: e.to, rep: { t: 'repl_ack', epoch: 1, ok: true, reason: 'ok', lastLsn: last, durable: last } });
-        }
-      }
-    };
-    const settle = (): void => {
-      while (held.length > 0) feed(held.shift()!);
-    };
-    feed({ kind: 'config', cfg: { epoch: 1, primary: 'a', replicas: ['a', 'b', 'd'], inSync: ['a', 'b'] } });
-    feed({ kind: 'lease', until: 1e9 });
-    settle();
+    const h = new PrimaryHarness({ ringRecords: 5 });
+    h.start(['a', 'b', 'd'], ['a', 'b']);
     for (let i = 0; i < 20; i++) {
-      feed({ kind: 'client', token: i, req: { t: 'put', tablet: 1, row: `r${i}`, col: 'c', value: Buffer.from('x') } });
-      feed({ kind: 'durable', lsn });
-      settle();
+      h.put(i, `r${i}`, 'x');
+      h.settle();
     }
-    expect(lsn).toBe(20);
+    expect(h.lsn).toBe(20);
     // d had records up to 18 (the ring starts at 16); the probe that follows its join is lost.
-    loseNextToD = true;
-    feed({ kind: 'catchup', token: 99, req: { t: 'catchup', tablet: 1, epoch: 1, from: 'd', lastLsn: 18, lastEpoch: 1, snapshot: null } });
-    for (let i = 0; i < 20 && !notices.includes('in_sync d'); i++) {
-      now += 50;
-      feed({ kind: 'tick' });
-      settle();
+    h.lose('d');
+    h.feed({ kind: 'catchup', token: 99, req: { t: 'catchup', tablet: 1, epoch: 1, from: 'd', lastLsn: 18, lastEpoch: 1, snapshot: null } });
+    for (let i = 0; i < 20 && !h.notices.includes('in_sync d'); i++) {
+      h.tick(50);
+      h.settle();
     }
-    expect(notices).toContain('in_sync d');
-    expect(core.peerStates().d).toMatchObject({ joiner: true, acked: 20 });
+    expect(h.notices).toContain('in_sync d');
+    expect(h.core.peerStates().d).toMatchObject({ joiner: true, acked: 20 });
   });
 });
 
 describe('tablet host eviction', () => {
   it('keeps at most `resident` tablets in memory, checkpoints the evicted, and reloads them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'penncloud-host-'));
-    const core = { me: 'solo', maxScan: 100, ringRecords: 1000, ringBytes: 1 << 20, batchBytes: 1 << 20, maxInflightBatches: 4, retransmitMs: 200, idleProbeMs: 1000, joinerTimeoutMs: 1000, dropAfterMs: 1000, retryMs: 100, commitTimeoutMs: 5000 };
+    const core = { ...CORE_OPTS, me: 'solo' };
     const opts = { me: 'solo', resident: 2, checkpointBytes: 1 << 30, logBytes: 1 << 30, mailbox: 100, core };
     const openLog = (dataDir: string) => WorkerLog.open({ dataDir, worker: 0, owns: () => true, maxRecordBytes: 1 << 20, segmentBytes: 1 << 20 });
     const env = { send: () => Promise.reject(new Error('no peers')), master: () => Promise.reject(new Error('no master')), log: () => undefined };

@@ -7,8 +7,9 @@
 // among that frame's attachments). ZeroMQ sends a part straight from the caller's buffer and hands
 // the receiver the part as it read it, so a 1 MiB drive chunk is never copied by an encoder on its way
 // from a frontend to the primary and on to every replica (cbor-x copied each into a freshly allocated
-// buffer: a third of a storage worker's time during uploads). `encodeFrameParts`, `messageParts` and `forEachFrame` frame with attachments (and
-// bundles, below); `encodeFrame` / `decodeFrame` are the single-part forms (big values inline), for tests.
+// buffer: a third of a storage worker's time during uploads). `encodeFrameParts`, `messageParts` and
+// `forEachFrame` frame with attachments (and bundles, below); `encodeFrame` / `decodeFrame` are the
+// single-part forms (big values inline), for tests.
 import { addExtension, Encoder } from 'cbor-x';
 import type { Reply, Request } from './messages.js';
 

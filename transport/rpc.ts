@@ -25,7 +25,6 @@ import * as zmq from 'zeromq';
 import { encodeFrameParts, forEachFrame, isProblem, MAX_FRAMES_PER_MESSAGE, messageParts, partsBytes, type Body, type Frame, type FrameProblem } from './codec.js';
 import { errorReply, validateRequest, type Reply, type Request } from './messages.js';
 
-export { MAX_FRAMES_PER_MESSAGE };
 export const MAX_BYTES_PER_MESSAGE = 4 << 20;
 
 export interface ServerStats {

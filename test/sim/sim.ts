@@ -28,7 +28,7 @@
 // Invariants are checked after every event (see checkInvariants); a violation throws SimFailure with
 // the seed and the last events. Not modelled: clock drift (one clock for all; the lease margin exists
 // for drift), admin stop/restart, scans, multi-column rows, Actor mailbox bounds.
-import { firstMapVersion, MasterCore, type MasterEffect, type MasterOptions, type PersistedAssignment } from '../../actors/master-core.js';
+import { firstMapVersion, MasterCore, stallMsFor, type MasterEffect, type MasterOptions, type PersistedAssignment } from '../../actors/master-core.js';
 import { ReplicaCore, type CoreOptions, type Effect, type Input, type TabletConfig } from '../../actors/storage/replica-core.js';
 import { TabletState } from '../../actors/storage/tablet-state.js';
 import type { LogRecord } from '../../actors/storage/wal.js';
@@ -378,7 +378,7 @@ export class Simulation {
       nodeDeadMs: opts.nodeDeadMs,
       electionTimeoutMs: Math.max(200, opts.heartbeatMs * 3),
       rebalanceAfterMs: opts.rebalanceAfterMs,
-      stallMs: Math.max(Math.floor(opts.nodeDeadMs / 2), opts.heartbeatMs * 2),
+      stallMs: stallMsFor(opts.nodeDeadMs, opts.heartbeatMs),
     };
     // The production core options (worker.ts), with a small ring and small batches drawn per seed so
     // that snapshots, "too far behind" and multi-batch streaming happen.
