@@ -17,6 +17,7 @@
 // fenced and refuses reads and writes) or every lease it was granted before the change has expired
 // (later leases come with the map that takes the tablet from it). The tablet is unavailable for about
 // one round of position requests.
+import { replicaIndices } from '../transport/partition.js';
 import type { MapNode, NodeState, NodeStatus, TabletAssignment, TabletMap, TabletReport } from '../transport/messages.js';
 
 export interface MasterOptions {
@@ -109,7 +110,7 @@ export function firstMapVersion(persistedVersion: number, wallClockMs: number): 
 /** Replica sets spread evenly: tablet t lives on nodes t, t+1, ..., t+R-1 (mod N); the first is primary. */
 export function initialAssignments(names: string[], tablets: number, replication: number): PersistedAssignment[] {
   return Array.from({ length: tablets }, (_, id) => {
-    const replicas = Array.from({ length: replication }, (_, i) => names[(id + i) % names.length]!);
+    const replicas = replicaIndices(id, names.length, replication).map((i) => names[i]!);
     return { id, replicas, primary: replicas[0]!, epoch: 1, inSync: [...replicas] };
   });
 }

@@ -1,5 +1,5 @@
 // Unit tests of the pure parts: codec, message validation, topology, partitioning, tablet state, mailbox, eviction.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -13,7 +13,8 @@ import { TabletState } from '../actors/storage/tablet-state.js';
 import { decodeFrame, encodeFrame, encodeValue, isProblem } from '../transport/codec.js';
 import type { Reply } from '../transport/messages.js';
 import { validateRequest } from '../transport/messages.js';
-import { hashRow, tabletOf } from '../transport/partition.js';
+import { hashRow, tabletOf, tabletsOfWorker } from '../transport/partition.js';
+import { ringBytesPerTablet } from '../actors/storage/node.js';
 import { ConfigError, parseTopology } from '../transport/topology.js';
 import { topologyText } from './support/cluster.js';
 
@@ -95,6 +96,26 @@ describe('topology', () => {
 });
 
 describe('partitioning', () => {
+  it("splits each worker's catch-up budget evenly over the tablets it serves", () => {
+    for (const workers of [1, 2, 3]) {
+      const c = { tablets: 32, nodes: 4, workers, replication: 3 };
+      let total = 0;
+      for (let node = 0; node < 4; node++) {
+        const perWorker = Array.from({ length: workers }, (_, w) => tabletsOfWorker(node, w, c));
+        if (workers <= 2) expect(new Set(perWorker).size).toBe(1); // 8 runs of 4 tablets split evenly over 1 or 2 workers
+        total += perWorker.reduce((a, b) => a + b, 0);
+      }
+      expect(total).toBe(32 * 3); // every replica of every tablet counted once
+    }
+    const text = readFileSync(new URL('../topology.toml', import.meta.url), 'utf8');
+    const topo = parseTopology(text);
+    // 32 tablets x 3 replicas over 4 nodes: 24 tablets per worker share the default 64 MiB.
+    expect(ringBytesPerTablet(topo, 0, 0, 1)).toBe(Math.floor((64 << 20) / 24));
+    const small = parseTopology(text.replace('catchup_mb = 64', 'catchup_mb = 2'));
+    expect(ringBytesPerTablet(small, 0, 0, 1)).toBe(1 << 20); // never under 1 MiB
+    expect(() => parseTopology(text.replace('catchup_mb = 64', 'catchup_mb = 0'))).toThrow(ConfigError);
+  });
+
   it('is stable and spreads rows', () => {
     expect(hashRow('alice')).toBe(hashRow('alice'));
     const counts = new Array(16).fill(0);

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { Encoder } from 'cbor-x';
 import { BIG_VALUE_BYTES, decodeFrames, decodeLogPayload, encodeFrame, encodeLogFrame, encodeLogFrameParts, FRAME_HEADER_BYTES, frameOf, framePartsWithValue, type LogRecord } from '../actors/storage/wal.js';
 import { logDir, tabletDir, WorkerLog, type TabletLog, type WorkerLogOptions } from '../actors/storage/worker-log.js';
+import { VALUE_FILE_BYTES } from '../actors/storage/value-files.js';
 
 const MAX = 32 << 20;
 
@@ -290,6 +291,87 @@ describe('WorkerLog', () => {
       cells.map(([row, col, v]) => `${row}/${col}:${v.length}:true`),
     );
     await again.log.close();
+  });
+
+  it('keeps big checkpoint values in value files, written once: a later checkpoint of the same cells writes references only', async () => {
+    const { log, tablets } = await openAll([1]);
+    const t = tablets[0]!.log;
+    await appendAll(t, 1, 3);
+    const big = (i: number): Uint8Array => Buffer.alloc(VALUE_FILE_BYTES + i * 1000, i + 1);
+    const cells: Array<[string, string, Uint8Array]> = [1, 2, 3].map((i) => [`chunk${i}`, 'c', big(i)]);
+    cells.push(['small', 'c', Buffer.from('tiny')]);
+    await t.checkpoint(3, 1, cells);
+    const stored = await log.valueFileBytes(1);
+    expect(stored).toBe(cells.slice(0, 3).reduce((n, [, , v]) => n + v.length, 0));
+    const checkpointBytes = (await stat(path.join(tabletDir(dir, 1), 'checkpoint.dat'))).size;
+    expect(checkpointBytes).toBeLessThan(1000); // references, not values
+    await t.checkpoint(3, 1, cells); // the same cells again: nothing appended
+    expect(await log.valueFileBytes(1)).toBe(stored);
+    await log.close();
+
+    const again = await openAll([1]);
+    const r = again.tablets[0]!.recovered;
+    expect(r.problems).toEqual([]);
+    expect(r.cells.map(([row, , v]) => `${row}:${v.length}:${Buffer.from(v).equals(row === 'small' ? Buffer.from('tiny') : big(Number(row.slice(5))))}`)).toEqual([
+      `chunk1:${big(1).length}:true`,
+      `chunk2:${big(2).length}:true`,
+      `chunk3:${big(3).length}:true`,
+      'small:4:true',
+    ]);
+    // Values read back are known to be stored: checkpointing them again appends nothing.
+    await again.tablets[0]!.log.checkpoint(3, 1, r.cells);
+    expect(await again.log.valueFileBytes(1)).toBe(stored);
+    await again.log.close();
+  });
+
+  it('deletes value files no checkpoint references, and compacts files that hold mostly dead values', async () => {
+    const fileBytes = 4 * VALUE_FILE_BYTES;
+    const { log, tablets } = await openAll([1], { valueFileBytes: fileBytes });
+    const t = tablets[0]!.log;
+    const live = new Map<string, Uint8Array>();
+    const valueFiles = async (): Promise<string[]> => (await readdir(tabletDir(dir, 1)).catch(() => [] as string[])).filter((n) => n.startsWith('values-')).sort();
+    // Each round keeps one big cell for good and overwrites three others, so every file keeps a live
+    // value among dead ones. What the files hold stays bounded by about twice the live bytes (plus the
+    // file being appended to): without compaction it would grow with every round.
+    let compactions = 0; // files deleted
+    for (let round = 0; round < 12; round++) {
+      const before = await valueFiles();
+      live.set(`keep${round}`, Buffer.alloc(VALUE_FILE_BYTES, round));
+      for (let k = 0; k < 3; k++) live.set(`tmp${k}`, Buffer.alloc(VALUE_FILE_BYTES, 100 + round * 3 + k));
+      await t.checkpoint(0, 1, [...live].map(([row, v]) => [row, 'c', v]));
+      const liveBytes = [...live.values()].reduce((n, v) => n + v.length, 0);
+      expect(await log.valueFileBytes(1)).toBeLessThanOrEqual(2 * liveBytes + fileBytes);
+      const after = await valueFiles();
+      compactions += before.filter((f) => !after.includes(f)).length;
+    }
+    expect(compactions).toBeGreaterThan(0);
+    // Everything deleted: one more checkpoint and only the file being appended to may remain.
+    await t.checkpoint(0, 1, []);
+    expect((await valueFiles()).length).toBeLessThanOrEqual(1);
+    await log.close();
+    const again = await openAll([1]);
+    expect(again.tablets[0]!.recovered.cells).toEqual([]);
+    await again.log.close();
+  });
+
+  it('treats a damaged or missing value file as a hard error', async () => {
+    const { log, tablets } = await openAll([1]);
+    await appendAll(tablets[0]!.log, 1, 2);
+    await tablets[0]!.log.checkpoint(2, 1, [['chunk', 'c', Buffer.alloc(VALUE_FILE_BYTES, 7)]]);
+    await log.close();
+    const tdir = tabletDir(dir, 1);
+    const [name] = (await readdir(tdir)).filter((n) => n.startsWith('values-'));
+    const file = path.join(tdir, name!);
+    const buf = await readFile(file);
+    buf[100]! ^= 1;
+    await writeFile(file, buf);
+    const bad = await WorkerLog.open(options());
+    await expect(bad.openTablet(1)).rejects.toThrow(/fails its crc/);
+    await bad.close();
+    await rm(file);
+    const gone = await WorkerLog.open(options());
+    await expect(gone.openTablet(1)).rejects.toThrow(/corrupt checkpoint.*value file .* is missing/);
+    await gone.close();
   });
 
   it('a tablet appending while its checkpoint is written keeps those records: they are replayed after it', async () => {

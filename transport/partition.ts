@@ -25,6 +25,20 @@ export function workerIndex(tablet: number, workers: number, nodes: number): num
   return Math.floor(tablet / nodes) % workers;
 }
 
+/** The nodes (indices into the topology's storage list) a tablet lives on: t, t+1, ..., t+R-1 (mod N); the first is its preferred primary. */
+export function replicaIndices(tablet: number, nodes: number, replication: number): number[] {
+  return Array.from({ length: Math.min(replication, nodes) }, (_, i) => (tablet + i) % nodes);
+}
+
+/** How many tablets a node's worker serves (its share of the node's replica sets). */
+export function tabletsOfWorker(node: number, worker: number, c: { tablets: number; nodes: number; workers: number; replication: number }): number {
+  let n = 0;
+  for (let t = 0; t < c.tablets; t++) {
+    if (workerIndex(t, c.workers, c.nodes) === worker && replicaIndices(t, c.nodes, c.replication).includes(node)) n++;
+  }
+  return n;
+}
+
 export function workerEndpoint(map: TabletMap, node: MapNode, tablet: number): string {
   return node.workers[workerIndex(tablet, node.workers.length, map.nodes.length)]!;
 }

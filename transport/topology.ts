@@ -42,6 +42,8 @@ export interface Topology {
     maxInflight: number;
     checkpointBytes: number;
     catchupRecords: number;
+    /** MiB of recent records a storage worker keeps for catch-up, split evenly over its tablets. */
+    catchupMb: number;
   };
   master: NodeAddress;
   storage: StorageNodeConfig[];
@@ -152,12 +154,13 @@ export function parseTopology(text: string, file = '<inline>'): Topology {
     throw new ConfigError(`timeouts.lease_ms (${timeouts.leaseMs}) must be at least three heartbeats (timeouts.heartbeat_ms = ${timeouts.heartbeatMs})`);
   }
   const l = table(root, 'limits', false);
-  rejectUnknown(l, 'limits', ['max_message_bytes', 'max_inflight', 'checkpoint_bytes', 'catchup_records']);
+  rejectUnknown(l, 'limits', ['max_message_bytes', 'max_inflight', 'checkpoint_bytes', 'catchup_records', 'catchup_mb']);
   const limits = {
     maxMessageBytes: int(l, 'limits', 'max_message_bytes', 32 << 20, 1024, 1 << 30),
     maxInflight: int(l, 'limits', 'max_inflight', 4096, 1, 1 << 20),
     checkpointBytes: int(l, 'limits', 'checkpoint_bytes', 64 << 20, 4096, 2 ** 40),
     catchupRecords: int(l, 'limits', 'catchup_records', 200_000, 10, 10_000_000),
+    catchupMb: int(l, 'limits', 'catchup_mb', 64, 1, 1 << 20),
   };
   const master = address(table(root, 'master', true), 'master', 'master');
   const rawStorage = root['storage'];

@@ -8,6 +8,7 @@ import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { errorReply, type NodeMetrics, type NodeStats, type Request, type TabletMap, type TabletReport } from '../../transport/messages.js';
 import { RpcClient, RpcServer, type Respond } from '../../transport/rpc.js';
+import { tabletsOfWorker } from '../../transport/partition.js';
 import { endpoint, storageNode, type Topology } from '../../transport/topology.js';
 import { monoNow } from '../clock.js';
 import { createLogger } from '../log.js';
@@ -43,6 +44,17 @@ export interface StorageNodeHandle {
   stop(): Promise<void>;
 }
 
+/**
+ * Each tablet's share of its worker's catch-up budget (`limits.catchup_mb`): the rings of all the
+ * worker's tablets together stay within it, however many tablets the topology gives the node (a fixed
+ * 64 MiB per tablet allowed ~1.5 GiB per node at 24 tablets, and pinned every drive chunk written
+ * since). At least 1 MiB, so a tablet can always hold a few big records for its replicas.
+ */
+export function ringBytesPerTablet(topo: Topology, node: number, worker: number, workers: number): number {
+  const tablets = tabletsOfWorker(node, worker, { tablets: topo.cluster.tablets, nodes: topo.storage.length, workers, replication: topo.cluster.replication });
+  return Math.max(1 << 20, Math.floor((topo.limits.catchupMb * 2 ** 20) / Math.max(1, tablets)));
+}
+
 export async function runStorageNode(topo: Topology, name: string, dataRoot: string): Promise<StorageNodeHandle> {
   const me = storageNode(topo, name);
   if (!me) throw new Error(`no storage node named '${name}' in ${topo.file}`);
@@ -69,6 +81,7 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
       // The ring of recent records serves replicas (retransmission, catch-up tails); with one replica
       // per tablet there is nobody to serve, and a full ring only kept every write alive for the GC.
       catchupRecords: topo.cluster.replication > 1 ? topo.limits.catchupRecords : 1,
+      catchupBytes: ringBytesPerTablet(topo, topo.storage.indexOf(me), index, me.workerPorts.length),
       requestMs: topo.timeouts.requestMs,
       heartbeatMs: topo.timeouts.heartbeatMs,
     },

@@ -5,11 +5,12 @@
  * Every record, in log segments and in checkpoints, is a frame:
  *   [u32 LE payloadLength][u32 LE crc32(seq bytes + payload)][u64 LE seq][payload]
  * In a checkpoint, seq numbers the frames 0, 1, 2, ...; a cell's payload is CBOR
- * [epoch, 1, row, col, value] (a tablet 'put' record).
+ * [epoch, 1, row, col, value] (a tablet 'put' record), or [epoch, 2, row, col, [file, offset, length,
+ * crc32]] for a big value kept in the tablet's value files (value-files.ts).
  *
  * The checkpoint file (tablet-<id>/checkpoint.dat) is:
- *   frame 0      header  CBOR ['penncloud-checkpoint', 2, lsn, epoch, logMark]
- *   frames 1..N  cells   'put' record payloads (epoch = checkpoint epoch)
+ *   frame 0      header  CBOR ['penncloud-checkpoint', 3, lsn, epoch, logMark] (version 2: no references)
+ *   frames 1..N  cells   'put' record payloads or references (epoch = checkpoint epoch)
  *   frame N+1    footer  CBOR ['penncloud-checkpoint-end', N]
  * The footer proves the file is complete. `logMark` is a position in the worker's log: every record of
  * this tablet at or below it is covered by the checkpoint (see worker-log.ts).
@@ -177,8 +178,8 @@ export interface ScanResult {
   problem?: string;
 }
 
-/** Reads exactly `length` bytes at `position`. */
-async function readExactly(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+/** Reads exactly `length` bytes at `position` (into a buffer of its own when 4 KiB or more). */
+export async function readExactly(fh: FileHandle, position: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {
@@ -336,7 +337,9 @@ class BatchWriter {
 
 const CHECKPOINT_MAGIC = 'penncloud-checkpoint';
 const CHECKPOINT_END = 'penncloud-checkpoint-end';
-const CHECKPOINT_VERSION = 2;
+const CHECKPOINT_VERSION = 3;
+/** Cell payloads with a value reference carry this kind (a 'put' record carries 1). */
+const KIND_VALUE_REF = 2;
 const CHECKPOINT_BATCH_BYTES = 4 << 20;
 
 export interface CheckpointHeader {
@@ -350,16 +353,44 @@ export interface CheckpointData extends CheckpointHeader {
   cells: Array<[string, string, Uint8Array]>;
 }
 
+/** Where a value lies in a tablet's value files: [file number, byte offset, length, crc32]. */
+export type ValueRef = [file: number, offset: number, length: number, crc: number];
+
+export function isValueRef(x: unknown): x is ValueRef {
+  return Array.isArray(x) && x.length === 4 && x.every((n) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) && (x[3] as number) <= 0xffffffff;
+}
+
+/** A tablet's value files, as checkpoints use them (ValueFiles, value-files.ts). */
+export interface CheckpointValues {
+  /** Values at least this big are kept there. */
+  readonly minBytes: number;
+  beginCheckpoint(): void;
+  refFor(value: Uint8Array): Promise<ValueRef>;
+  /** Makes the values appended durable; before the checkpoint referencing them is renamed into place. */
+  sync(): Promise<void>;
+  /** After the checkpoint is durable: it references `used` (bytes per file), nothing else. */
+  collect(used: Map<number, number>): Promise<void>;
+  /** A checkpoint read references `used`. */
+  noteLive(used: Map<number, number>): void;
+  read(ref: ValueRef): Promise<Uint8Array>;
+}
+
 /**
  * Writes the checkpoint durably: checkpoint.tmp (streamed in batches), fdatasync, rename to
  * checkpoint.dat, fsync the directory. On failure before the rename the tmp file is removed.
+ * With `values`, big values are written as references into the tablet's value files (once: a value
+ * already there is referenced again); they are synced before the rename, and files the new checkpoint
+ * no longer references are deleted after it.
  */
 export async function writeCheckpointFile(
   dir: string,
   head: CheckpointHeader,
   cells: Iterable<[string, string, Uint8Array]>,
   maxPayload: number,
+  values?: CheckpointValues,
 ): Promise<void> {
+  const used = new Map<number, number>();
+  values?.beginCheckpoint();
   const tmp = path.join(dir, CHECKPOINT_TMP);
   const fh = await open(tmp, 'w');
   try {
@@ -371,13 +402,22 @@ export async function writeCheckpointFile(
       seq++;
       // The bytes of encodeFrame({lsn: seq, epoch, kind: 'put', row, col, value}), a big value by reference.
       if (typeof row !== 'string' || typeof col !== 'string' || !(value instanceof Uint8Array)) throw new TypeError(`checkpoint cell ${String(row)}/${String(col)} is malformed`);
-      const frame = framePartsWithValue(seq, [epoch, 1, row, col], asBuffer(value));
+      let frame: LogFrame;
+      if (values && value.length >= values.minBytes) {
+        const ref = await values.refFor(value);
+        used.set(ref[0], (used.get(ref[0]) ?? 0) + ref[2]);
+        const f = frameOf(seq, cborEncoder.encode([epoch, KIND_VALUE_REF, row, col, ref]));
+        frame = { parts: [f], bytes: f.length };
+      } else {
+        frame = framePartsWithValue(seq, [epoch, 1, row, col], asBuffer(value));
+      }
       const payloadBytes = frame.bytes - FRAME_HEADER_BYTES;
       if (payloadBytes > maxPayload) throw new RangeError(`checkpoint cell ${row}/${col}: ${payloadBytes} bytes > maxRecordBytes`);
       await out.add(frame);
     }
     await out.add(frameOf(seq + 1, cborEncoder.encode([CHECKPOINT_END, seq])));
     await out.flush();
+    await values?.sync();
     await fh.datasync();
     await fh.close();
     await rename(tmp, path.join(dir, CHECKPOINT_FILE));
@@ -387,10 +427,14 @@ export async function writeCheckpointFile(
     throw e;
   }
   await syncDir(dir);
+  await values?.collect(used);
 }
 
-/** Reads checkpoint.dat, or returns null if there is none. Any damage is a hard error. */
-export async function readCheckpointFile(dir: string, maxPayload: number): Promise<CheckpointData | null> {
+/**
+ * Reads checkpoint.dat, or returns null if there is none. Any damage is a hard error, in the file or in
+ * a value it references (read through `values`; a reference without `values` is damage too).
+ */
+export async function readCheckpointFile(dir: string, maxPayload: number, values?: CheckpointValues): Promise<CheckpointData | null> {
   const file = path.join(dir, CHECKPOINT_FILE);
   let fh: FileHandle;
   try {
@@ -404,17 +448,30 @@ export async function readCheckpointFile(dir: string, maxPayload: number): Promi
     let header: CheckpointHeader | undefined;
     let footerCount: number | undefined;
     const cells: Array<[string, string, Uint8Array]> = [];
+    const refs: Array<[number, ValueRef]> = []; // cell index, reference
     const scan = await scanFile(fh, size, { expectFirstLsn: 0, maxPayload }, (seq, payload) => {
       if (footerCount !== undefined) throw new Error('frame after the footer');
       const decoded: unknown = cborDecoder.decode(payload);
       if (seq === 0) header = parseCheckpointHeader(decoded);
       else if (Array.isArray(decoded) && decoded[0] === CHECKPOINT_END) footerCount = Number(decoded[1]);
-      else cells.push(cellFromRecord(recordFromPayload(seq, decoded)));
+      else if (Array.isArray(decoded) && decoded[1] === KIND_VALUE_REF) {
+        const [, , row, col, ref] = decoded as unknown[];
+        if (typeof row !== 'string' || typeof col !== 'string' || !isValueRef(ref)) throw new Error(`bad value reference in cell ${seq}`);
+        refs.push([cells.length, ref]);
+        cells.push([row, col, EMPTY]);
+      } else cells.push(cellFromRecord(recordFromPayload(seq, decoded)));
     });
     if (scan.problem) throw new Error(scan.problem);
     if (!header) throw new Error('empty file');
     if (footerCount === undefined) throw new Error('missing footer (incomplete file)');
     if (footerCount !== cells.length) throw new Error(`footer says ${footerCount} cells, found ${cells.length}`);
+    if (refs.length > 0 && !values) throw new Error('it references value files, and none were given');
+    const used = new Map<number, number>();
+    for (const [i, ref] of refs) {
+      cells[i]![2] = await values!.read(ref);
+      used.set(ref[0], (used.get(ref[0]) ?? 0) + ref[2]);
+    }
+    values?.noteLive(used);
     return { ...header, cells };
   } catch (e) {
     throw new Error(`corrupt checkpoint ${file}: ${errorMessage(e)}`, { cause: e });
@@ -426,7 +483,8 @@ export async function readCheckpointFile(dir: string, maxPayload: number): Promi
 function parseCheckpointHeader(decoded: unknown): CheckpointHeader {
   if (!Array.isArray(decoded) || decoded[0] !== CHECKPOINT_MAGIC) throw new Error('bad header');
   const [, version, lsn, epoch, logMark] = decoded as unknown[];
-  if (version !== CHECKPOINT_VERSION) throw new Error(`unsupported checkpoint version ${String(version)}`);
+  // Version 2 is version 3 without value references.
+  if (version !== CHECKPOINT_VERSION && version !== 2) throw new Error(`unsupported checkpoint version ${String(version)}`);
   if (!Number.isSafeInteger(lsn) || !Number.isSafeInteger(epoch) || !Number.isSafeInteger(logMark)) throw new Error('bad header lsn/epoch/mark');
   return { lsn: lsn as number, epoch: epoch as number, logMark: logMark as number };
 }
@@ -455,6 +513,8 @@ export async function readCheckpointHeader(dir: string): Promise<CheckpointHeade
     await fh.close();
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 function cellFromRecord(rec: LogRecord): [string, string, Uint8Array] {
   if (rec.kind !== 'put' || !rec.value) throw new Error('checkpoint cell is not a put with a value');

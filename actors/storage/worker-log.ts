@@ -28,6 +28,7 @@
  *   deleted; nothing after a bad frame is applied. A tablet whose records do not continue its
  *   checkpoint (records lost) is reported; it is repaired by a checkpoint as soon as it loads.
  */
+import { ValueFiles } from './value-files.js';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -72,6 +73,8 @@ export interface WorkerLogOptions {
   maxRecordBytes: number;
   /** The active segment is closed and a new one started beyond this many bytes. */
   segmentBytes: number;
+  /** A tablet's value file (big checkpoint values, value-files.ts) is closed beyond this many bytes (default 16 MiB). */
+  valueFileBytes?: number;
   /** Told about every recovery problem and about an I/O failure of the log. */
   onProblem?: (msg: string) => void;
 }
@@ -126,6 +129,8 @@ export class WorkerLog {
   private readonly held = new Map<number, Held>();
   /** Checkpoints being written, by tablet: what the tablet appended meanwhile (above the mark) stays held. */
   private readonly checkpointing = new Map<number, { firstAfter: number | null; bytesAfter: number }>();
+  /** Each tablet's value files (its checkpoints' big values), opened on first use. */
+  private readonly valueFiles = new Map<number, ValueFiles>();
   /** Records found at start-up for tablets not loaded since, and why some tablets need repair. */
   private readonly backlog = new Map<number, LogRecord[]>();
   private readonly damaged = new Map<number, string>();
@@ -242,7 +247,7 @@ export class WorkerLog {
   private async recoverTablet(tablet: number): Promise<Recovered> {
     const dir = tabletDir(this.opts.dataDir, tablet);
     await unlinkIfExists(join(dir, CHECKPOINT_TMP)).catch(() => undefined);
-    const checkpoint = await readCheckpointFile(dir, this.opts.maxRecordBytes);
+    const checkpoint = await readCheckpointFile(dir, this.opts.maxRecordBytes, await this.valuesOf(tablet));
     const base = { lsn: checkpoint?.lsn ?? 0, mark: checkpoint?.logMark ?? 0 };
     const problems: string[] = []; // (start-up damage was reported when the log was opened)
     let records: LogRecord[] = [];
@@ -340,7 +345,7 @@ export class WorkerLog {
       await this.whenDurable(logMark);
       const dir = tabletDir(this.opts.dataDir, tablet);
       await mkdir(dir, { recursive: true });
-      await writeCheckpointFile(dir, { lsn, epoch, logMark }, cells, this.opts.maxRecordBytes);
+      await writeCheckpointFile(dir, { lsn, epoch, logMark }, cells, this.opts.maxRecordBytes, await this.valuesOf(tablet));
     } finally {
       this.checkpointing.delete(tablet);
     }
@@ -349,6 +354,25 @@ export class WorkerLog {
     this.backlog.delete(tablet);
     this.damaged.delete(tablet);
     await this.deleteUnneededSegments();
+  }
+
+  private async valuesOf(tablet: number): Promise<ValueFiles> {
+    let v = this.valueFiles.get(tablet);
+    if (!v) {
+      v = await ValueFiles.open(tabletDir(this.opts.dataDir, tablet), this.opts.valueFileBytes);
+      this.valueFiles.set(tablet, v);
+    }
+    return v;
+  }
+
+  /** Bytes in the value files of `tablet` (for tests and reports). */
+  async valueFileBytes(tablet: number): Promise<number> {
+    return (await this.valuesOf(tablet)).bytesOnDisk;
+  }
+
+  private async closeValueFiles(): Promise<void> {
+    for (const v of this.valueFiles.values()) await v.close();
+    this.valueFiles.clear();
   }
 
   /** @internal A TabletLog closed: the tablet may be opened again. */
@@ -368,6 +392,7 @@ export class WorkerLog {
     await this.fileOps;
     this.closed = true;
     rejectAll(this.waiters, new Error('worker log abandoned'));
+    await this.closeValueFiles();
     await this.active.close().catch(() => undefined);
   }
 
@@ -380,6 +405,7 @@ export class WorkerLog {
     await this.fileOps;
     this.closed = true;
     rejectAll(this.waiters, this.failure ?? new Error('worker log closed'));
+    await this.closeValueFiles();
     await this.active.close().catch(() => undefined);
   }
 

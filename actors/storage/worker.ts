@@ -23,6 +23,8 @@ export interface WorkerConfig {
   maxMessageBytes: number;
   checkpointBytes: number;
   catchupRecords: number;
+  /** This worker's catch-up budget per tablet (ring bytes). */
+  catchupBytes: number;
   requestMs: number;
   heartbeatMs: number;
 }
@@ -92,7 +94,7 @@ const host = new TabletHost(
       me: cfg.node,
       maxScan: MAX_SCAN_LIMIT,
       ringRecords: cfg.catchupRecords,
-      ringBytes: 64 << 20,
+      ringBytes: cfg.catchupBytes,
       batchBytes: Math.min(4 << 20, Math.floor(cfg.maxMessageBytes / 2)),
       maxInflightBatches: 16,
       retransmitMs: Math.max(200, cfg.heartbeatMs * 2),

@@ -1,0 +1,202 @@
+/**
+ * Big values of a tablet's checkpoints, written once.
+ *
+ * A checkpoint holds the whole tablet. With every value inline, each checkpoint rewrote every value the
+ * tablet held: a drive tablet full of 1 MiB chunks was rewritten whole for every few new chunks, so the
+ * cost of a checkpoint grew with the data stored, not with the data written (200 MB drive uploads
+ * slowed from run to run, 141 -> 64 MB/s over three). Now a value of at least VALUE_FILE_BYTES goes,
+ * the first time a checkpoint holds it, to the end of one of the tablet's value files
+ * (`tablet-NNNN/values-NNNNNN.dat`, append only); the checkpoint cell holds a reference
+ * [file, offset, length, crc32] instead, and later checkpoints write the reference again, not the bytes.
+ *
+ * Invariants:
+ * - A reference reaches a checkpoint only once its bytes are durable: the value files appended to are
+ *   fdatasynced (and the directory, after a new file) before the checkpoint is renamed into place.
+ * - A value file is deleted only when the checkpoint on disk references nothing in it: after a
+ *   checkpoint is renamed and synced, every file it does not reference is deleted, except the one
+ *   being appended to.
+ * - Files are never appended to across processes: each ValueFiles starts a new file, so values written
+ *   after a crash never follow a torn tail.
+ * - Compaction: a file whose live bytes (those the last checkpoint referenced) are under half its size
+ *   has its live values copied to the active file by the next checkpoint, and is then deleted: the
+ *   files hold at most about twice the live bytes, plus the active file.
+ * - Every read checks the length and the crc: a damaged value file is a hard error, as a damaged
+ *   checkpoint is.
+ */
+import { crc32 } from 'node:zlib';
+import { mkdir, open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import * as path from 'node:path';
+import { readExactly, syncDir, unlinkIfExists, writeAll, type CheckpointValues, type ValueRef } from './wal.js';
+
+/** Values at least this big are kept in value files, not inside checkpoints. */
+export const VALUE_FILE_BYTES = 64 * 1024;
+/** By default a new value file is started once the active one is this big (its dead values wait for that). */
+export const VALUE_FILE_ROTATE_BYTES = 16 << 20;
+/** A file with live bytes under this share of its size is compacted by the next checkpoint. */
+const COMPACT_BELOW = 0.5;
+
+const FILE_RE = /^values-(\d{6,})\.dat$/;
+
+export function valueFileName(no: number): string {
+  return `values-${String(no).padStart(6, '0')}.dat`;
+}
+
+interface ActiveFile {
+  no: number;
+  fh: FileHandle;
+  size: number;
+}
+
+/** One tablet's value files. Used by one checkpoint or one load at a time (the worker log ensures it). */
+export class ValueFiles implements CheckpointValues {
+  readonly minBytes = VALUE_FILE_BYTES;
+  /** The durable reference of values this process has written or read. */
+  private readonly refs = new WeakMap<Uint8Array, ValueRef>();
+  /** Bytes in each value file on disk. */
+  private readonly sizes: Map<number, number>;
+  /** Bytes of each file that the last checkpoint written (or read) references. */
+  private live = new Map<number, number>();
+  /** Files whose live values the checkpoint in progress copies to the active file. */
+  private compacting = new Set<number>();
+  private active: ActiveFile | null = null;
+  /** Appended to since the last sync; `created`: a file was created (the directory needs a sync too). */
+  private dirty: FileHandle[] = [];
+  private created = false;
+  private nextNo: number;
+
+  private constructor(
+    readonly dir: string,
+    sizes: Map<number, number>,
+    private readonly rotateBytes: number,
+  ) {
+    this.sizes = sizes;
+    this.nextNo = Math.max(0, ...sizes.keys()) + 1;
+  }
+
+  static async open(dir: string, rotateBytes = VALUE_FILE_ROTATE_BYTES): Promise<ValueFiles> {
+    const sizes = new Map<number, number>();
+    let names: string[] = [];
+    try {
+      names = await readdir(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    for (const name of names) {
+      const m = FILE_RE.exec(name);
+      if (m) sizes.set(Number(m[1]), (await stat(path.join(dir, name))).size);
+    }
+    return new ValueFiles(dir, sizes, rotateBytes);
+  }
+
+  /** Bytes in value files (for reports and tests). */
+  get bytesOnDisk(): number {
+    let n = 0;
+    for (const s of this.sizes.values()) n += s;
+    return n;
+  }
+
+  get fileCount(): number {
+    return this.sizes.size;
+  }
+
+  /** A checkpoint starts: sparse files (mostly dead values) will have their live values copied. */
+  beginCheckpoint(): void {
+    this.compacting = new Set();
+    for (const [no, size] of this.sizes) {
+      if (no === this.active?.no) continue;
+      if ((this.live.get(no) ?? 0) < size * COMPACT_BELOW) this.compacting.add(no);
+    }
+  }
+
+  /** The reference a checkpoint writes for `value`: its durable one, or a new one at the end of the active file. */
+  async refFor(value: Uint8Array): Promise<ValueRef> {
+    const known = this.refs.get(value);
+    if (known && this.sizes.has(known[0]) && !this.compacting.has(known[0])) return known;
+    const file = await this.activeFile(value.length);
+    const ref: ValueRef = [file.no, file.size, value.length, crc32(value)];
+    const bytes = Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    await writeAll(file.fh, bytes);
+    file.size += value.length;
+    this.sizes.set(file.no, file.size);
+    this.refs.set(value, ref);
+    return ref;
+  }
+
+  private async activeFile(adding: number): Promise<ActiveFile> {
+    if (this.active && this.active.size > 0 && this.active.size + adding > this.rotateBytes) {
+      // Kept open until the next sync: its last values are not durable yet.
+      this.active = null;
+    }
+    if (!this.active) {
+      const no = this.nextNo++;
+      await mkdir(this.dir, { recursive: true });
+      const fh = await open(path.join(this.dir, valueFileName(no)), 'wx');
+      this.active = { no, fh, size: 0 };
+      this.sizes.set(no, 0);
+      this.created = true;
+      this.dirty.push(fh);
+    } else if (!this.dirty.includes(this.active.fh)) {
+      this.dirty.push(this.active.fh);
+    }
+    return this.active;
+  }
+
+  /** Makes every value appended so far durable (before a checkpoint referencing them is renamed into place). */
+  async sync(): Promise<void> {
+    for (const fh of this.dirty) {
+      await fh.datasync();
+      if (fh !== this.active?.fh) await fh.close();
+    }
+    this.dirty = [];
+    if (this.created) await syncDir(this.dir);
+    this.created = false;
+  }
+
+  /**
+   * The checkpoint now on disk references `used` (bytes per file) and nothing else: the other files
+   * are deleted, except the active one.
+   */
+  async collect(used: Map<number, number>): Promise<void> {
+    this.live = new Map(used);
+    this.compacting = new Set();
+    let deleted = false;
+    for (const no of [...this.sizes.keys()]) {
+      if (used.has(no) || no === this.active?.no) continue;
+      await unlinkIfExists(path.join(this.dir, valueFileName(no)));
+      this.sizes.delete(no);
+      deleted = true;
+    }
+    if (deleted) await syncDir(this.dir);
+  }
+
+  /** The checkpoint just read references `used`: the base for the next compaction decision. */
+  noteLive(used: Map<number, number>): void {
+    this.live = new Map(used);
+  }
+
+  /** Reads a referenced value, checking it; a damaged or missing file is a hard error. */
+  async read(ref: ValueRef): Promise<Uint8Array> {
+    const [no, offset, length, crc] = ref;
+    const file = path.join(this.dir, valueFileName(no));
+    const size = this.sizes.get(no);
+    if (size === undefined) throw new Error(`value file ${file} is missing`);
+    if (offset + length > size) throw new Error(`value file ${file}: a value at ${offset} of ${length} bytes lies past its end (${size} bytes)`);
+    const fh = await open(file, 'r');
+    try {
+      const buf = await readExactly(fh, offset, length);
+      if (crc32(buf) !== crc) throw new Error(`value file ${file}: the value at ${offset} (${length} bytes) fails its crc`);
+      this.refs.set(buf, ref);
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Closes the open files (nothing appended and unsynced is referenced by any checkpoint). */
+  async close(): Promise<void> {
+    const open = new Set([...this.dirty, ...(this.active ? [this.active.fh] : [])]);
+    this.dirty = [];
+    this.active = null;
+    for (const fh of open) await fh.close().catch(() => undefined);
+  }
+}
