@@ -27,10 +27,19 @@
  * - Recovery stops at the first torn or corrupt frame: the segment is cut there and later segments are
  *   deleted; nothing after a bad frame is applied. A tablet whose records do not continue its
  *   checkpoint (records lost) is reported; it is repaired by a checkpoint as soon as it loads.
+ * - Segments are recycled: a segment no tablet needs becomes a spare (`spare-<n>.log`, at most
+ *   MAX_SPARES) instead of being deleted, and the next new segment is a spare renamed and overwritten
+ *   from byte 0. Overwriting blocks a file already has needs no block allocation and no journal commit
+ *   for each O_DSYNC write, and reuses page-cache pages this VM would otherwise fault in fresh (1 KiB
+ *   O_DSYNC writes: ~100 instead of ~190 us; 1 MiB: 0.15-0.2 instead of 0.25-3.4 ms of CPU per MB).
+ *   A recycled file holds frames of its earlier life after the new ones: their seqs are all below the
+ *   segment's start, so they never continue the new frames, and recovery ends the log there (only the
+ *   active segment can have such a tail: a recycled segment is cut to its length when the log moves
+ *   on to the next one, and at close).
  */
 import { ValueFiles } from './value-files.js';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CHECKPOINT_TMP,
@@ -107,6 +116,11 @@ interface LiveSegment extends Segment {
 /** Segments are written with O_DSYNC: every write is durable (like write + fdatasync) when it returns. */
 const SEGMENT_NEW = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_DSYNC;
 const SEGMENT_APPEND = fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_DSYNC;
+/** A recycled segment is overwritten from byte 0 (not appended to, not truncated). */
+const SEGMENT_RECYCLED = fsConstants.O_WRONLY | fsConstants.O_DSYNC;
+/** Retired segments kept for reuse, at most. */
+const MAX_SPARES = 4;
+const SPARE_RE = /^spare-(\d+)\.log$/;
 
 /** Upper bound on bytes handed to one write; the rest waits for the next round. */
 const MAX_FLUSH_BYTES = 8 << 20;
@@ -126,6 +140,10 @@ export class WorkerLog {
   private syncs = 0;
   /** File operations other than appends (segment deletion), one at a time. */
   private fileOps: Promise<void> = Promise.resolve();
+  /** Retired segments to overwrite instead of creating files (paths). */
+  private spares: string[] = [];
+  /** The active segment is a recycled file: bytes of its earlier life may follow ours. */
+  private activeRecycled = false;
   private readonly held = new Map<number, Held>();
   /** Checkpoints being written, by tablet: what the tablet appended meanwhile (above the mark) stays held. */
   private readonly checkpointing = new Map<number, { firstAfter: number | null; bytesAfter: number }>();
@@ -173,6 +191,9 @@ export class WorkerLog {
       found.segments.push({ start: lastSeq + 1, file, bytes: 0 });
     }
     const log = new WorkerLog(dir, opts, found.segments, active, lastSeq);
+    const spares = (await readdir(dir)).filter((n) => SPARE_RE.test(n)).map((n) => join(dir, n));
+    for (const extra of spares.splice(MAX_SPARES)) await unlink(extra);
+    log.spares = spares;
     for (const [tablet, t] of found.tablets) {
       log.held.set(tablet, { firstSeq: t.firstSeq, bytes: t.bytes });
       log.backlog.set(tablet, t.records);
@@ -406,6 +427,7 @@ export class WorkerLog {
     this.closed = true;
     rejectAll(this.waiters, this.failure ?? new Error('worker log closed'));
     await this.closeValueFiles();
+    if (!this.failure) await this.cutRecycledActive().catch(() => undefined); // else recovery cuts it
     await this.active.close().catch(() => undefined);
   }
 
@@ -469,15 +491,36 @@ export class WorkerLog {
     this.startFlush(); // whatever accumulated meanwhile
   }
 
-  /** Starts a new active segment at `start` (between writes, so no append is in flight). */
+  /**
+   * Starts a new active segment at `start` (between writes, so no append is in flight): a spare
+   * renamed and overwritten, or a new file. A recycled segment being left is first cut to its length,
+   * so only the active segment can hold bytes of an earlier life.
+   */
   private async rotate(start: number): Promise<void> {
+    await this.cutRecycledActive();
     const file = join(this.dir, segmentName(start));
-    const fh = await open(file, SEGMENT_NEW);
+    const spare = this.spares.pop();
+    let fh: FileHandle;
+    if (spare !== undefined) {
+      await rename(spare, file);
+      fh = await open(file, SEGMENT_RECYCLED);
+    } else {
+      fh = await open(file, SEGMENT_NEW);
+    }
     await syncDir(this.dir);
     const old = this.active;
     this.active = fh;
+    this.activeRecycled = spare !== undefined;
     this.segments.push({ start, file, bytes: 0 });
     await old.close();
+  }
+
+  /** Cuts a recycled active segment to the bytes written in this life (durably). */
+  private async cutRecycledActive(): Promise<void> {
+    if (!this.activeRecycled) return;
+    await this.active.truncate(this.segments.at(-1)!.bytes);
+    await this.active.sync();
+    this.activeRecycled = false;
   }
 
   /** Deletes old segments no tablet needs any more (oldest first, never the active one). */
@@ -487,7 +530,14 @@ export class WorkerLog {
       for (const h of this.held.values()) needFrom = Math.min(needFrom, h.firstSeq);
       let deleted = 0;
       while (this.segments.length > 1 && this.segments[1]!.start <= needFrom) {
-        await unlink(this.segments[0]!.file);
+        const old = this.segments[0]!;
+        if (this.spares.length < MAX_SPARES && old.bytes >= this.opts.segmentBytes / 2) {
+          const spare = join(this.dir, `spare-${old.start}.log`);
+          await rename(old.file, spare);
+          this.spares.push(spare);
+        } else {
+          await unlink(old.file);
+        }
         this.segments.shift();
         deleted++;
       }
@@ -669,7 +719,8 @@ async function recoverLog(
         if (scan.problem) {
           await fh.truncate(scan.validBytes);
           await fh.sync();
-          problem = `${seg.file}: ${scan.problem}; truncated from ${size} to ${scan.validBytes} bytes`;
+          const where = i === segs.length - 1 ? ' (after the last complete write: a write cut off by a crash, or bytes of a recycled segment\'s earlier life)' : '';
+          problem = `${seg.file}: ${scan.problem}${where}; truncated from ${size} to ${scan.validBytes} bytes`;
         }
       } finally {
         await fh.close();
