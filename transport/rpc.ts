@@ -289,6 +289,12 @@ export interface ClientOptions {
   maxMessageBytes: number;
   /** A request that could not be handed to a connected peer for this long fails as 'unreachable' (default 250). */
   connectWaitMs?: number;
+  /**
+   * While requests await replies, wait for the end of the event-loop turn before sending, so that
+   * requests made in separate callbacks share a message (default true). A caller that already sends
+   * everything of a turn together turns it off: waiting again only costs a loop iteration.
+   */
+  coalesceTurn?: boolean;
 }
 
 /** A one-way liveness probe (request id 0: never answered). */
@@ -415,12 +421,13 @@ export class RpcClient {
    * Starts the send loop unless it runs (or a ping is being sent). A lone request goes on the next
    * tick (no added latency); while others await replies, the loop starts after this turn of the event
    * loop, so requests made by every callback of the turn share one message (a frontend parses each
-   * HTTP request in its own callback: one zmq send per page cost ~15 % of its CPU).
+   * HTTP request in its own callback: one zmq send per page cost ~15 % of its CPU). Without
+   * `coalesceTurn` every send starts on the next tick.
    */
   private kick(): void {
     if (this.sending || this.sendQueue.length === 0) return;
     this.sending = true;
-    if (this.pending.size - this.sendQueue.length > 0) setImmediate(() => void this.drain());
+    if (this.opts.coalesceTurn !== false && this.pending.size - this.sendQueue.length > 0) setImmediate(() => void this.drain());
     else process.nextTick(() => void this.drain());
   }
 
