@@ -26,7 +26,7 @@
 import { crc32 } from 'node:zlib';
 import { mkdir, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import { readExactly, syncDir, unlinkIfExists, writeAll, type CheckpointValues, type ValueRef } from './wal.js';
+import { readExactly, syncDir, unlinkIfExists, type CheckpointValues, type ValueRef } from './wal.js';
 
 /** Values at least this big are kept in value files, not inside checkpoints. */
 export const VALUE_FILE_BYTES = 64 * 1024;
@@ -114,8 +114,12 @@ export class ValueFiles implements CheckpointValues {
     if (known && this.sizes.has(known[0]) && !this.compacting.has(known[0])) return known;
     const file = await this.activeFile(value.length);
     const ref: ValueRef = [file.no, file.size, value.length, crc32(value)];
-    const bytes = Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    await writeAll(file.fh, bytes);
+    // At an explicit position: a write that failed halfway must not shift where the next value goes.
+    let done = 0;
+    while (done < value.length) {
+      const { bytesWritten } = await file.fh.write(value, done, value.length - done, file.size + done);
+      done += bytesWritten;
+    }
     file.size += value.length;
     this.sizes.set(file.no, file.size);
     this.refs.set(value, ref);
