@@ -178,22 +178,38 @@ export class ValueFiles implements CheckpointValues {
     this.live = new Map(used);
   }
 
-  /** Reads a referenced value, checking it; a damaged or missing file is a hard error. */
-  async read(ref: ValueRef): Promise<Uint8Array> {
-    const [no, offset, length, crc] = ref;
-    const file = path.join(this.dir, valueFileName(no));
-    const size = this.sizes.get(no);
-    if (size === undefined) throw new Error(`value file ${file} is missing`);
-    if (offset + length > size) throw new Error(`value file ${file}: a value at ${offset} of ${length} bytes lies past its end (${size} bytes)`);
-    const fh = await open(file, 'r');
+  /**
+   * Reads referenced values (in file order, each file opened once), checking each; a damaged or missing
+   * file is a hard error. The result is in the order of `refs`.
+   */
+  async readAll(refs: ValueRef[]): Promise<Uint8Array[]> {
+    const out = new Array<Uint8Array>(refs.length);
+    const order = refs.map((_, i) => i).sort((a, b) => refs[a]![0] - refs[b]![0] || refs[a]![1] - refs[b]![1]);
+    let fh: FileHandle | null = null;
+    let openNo = -1;
     try {
-      const buf = await readExactly(fh, offset, length);
-      if (crc32(buf) !== crc) throw new Error(`value file ${file}: the value at ${offset} (${length} bytes) fails its crc`);
-      this.refs.set(buf, ref);
-      return buf;
+      for (const i of order) {
+        const ref = refs[i]!;
+        const [no, offset, length, crc] = ref;
+        const file = path.join(this.dir, valueFileName(no));
+        const size = this.sizes.get(no);
+        if (size === undefined) throw new Error(`value file ${file} is missing`);
+        if (offset + length > size) throw new Error(`value file ${file}: a value at ${offset} of ${length} bytes lies past its end (${size} bytes)`);
+        if (openNo !== no) {
+          await fh?.close();
+          fh = null;
+          fh = await open(file, 'r');
+          openNo = no;
+        }
+        const buf = await readExactly(fh!, offset, length);
+        if (crc32(buf) !== crc) throw new Error(`value file ${file}: the value at ${offset} (${length} bytes) fails its crc`);
+        this.refs.set(buf, ref);
+        out[i] = buf;
+      }
     } finally {
-      await fh.close();
+      await fh?.close();
     }
+    return out;
   }
 
   /** Closes the open files (nothing appended and unsynced is referenced by any checkpoint). */

@@ -372,7 +372,8 @@ export interface CheckpointValues {
   collect(used: Map<number, number>): Promise<void>;
   /** A checkpoint read references `used`. */
   noteLive(used: Map<number, number>): void;
-  read(ref: ValueRef): Promise<Uint8Array>;
+  /** The values `refs` point to, in that order; damage is a hard error. */
+  readAll(refs: ValueRef[]): Promise<Uint8Array[]>;
 }
 
 /**
@@ -467,9 +468,12 @@ export async function readCheckpointFile(dir: string, maxPayload: number, values
     if (footerCount !== cells.length) throw new Error(`footer says ${footerCount} cells, found ${cells.length}`);
     if (refs.length > 0 && !values) throw new Error('it references value files, and none were given');
     const used = new Map<number, number>();
-    for (const [i, ref] of refs) {
-      cells[i]![2] = await values!.read(ref);
-      used.set(ref[0], (used.get(ref[0]) ?? 0) + ref[2]);
+    if (values && refs.length > 0) {
+      const read = await values.readAll(refs.map(([, ref]) => ref));
+      refs.forEach(([i, ref], k) => {
+        cells[i]![2] = read[k]!;
+        used.set(ref[0], (used.get(ref[0]) ?? 0) + ref[2]);
+      });
     }
     values?.noteLive(used);
     return { ...header, cells };
