@@ -7,6 +7,7 @@ import { Encoder } from 'cbor-x';
 import { BIG_VALUE_BYTES, decodeFrames, decodeLogPayload, encodeFrame, encodeLogFrame, encodeLogFrameParts, FRAME_HEADER_BYTES, frameOf, framePartsWithValue, type LogRecord } from '../actors/storage/wal.js';
 import { logDir, tabletDir, WorkerLog, type TabletLog, type WorkerLogOptions } from '../actors/storage/worker-log.js';
 import { VALUE_FILE_BYTES } from '../actors/storage/value-files.js';
+import { ColdValue, type CellValue } from '../actors/storage/wal.js';
 
 const MAX = 32 << 20;
 
@@ -41,6 +42,13 @@ function range(from: number, to: number): number[] {
 
 function options(extra: Partial<WorkerLogOptions> = {}): WorkerLogOptions {
   return { dataDir: dir, worker: 0, owns: () => true, maxRecordBytes: MAX, segmentBytes: 64 << 20, ...extra };
+}
+
+/** A recovered cell's bytes: small ones are in memory, big ones come back cold and are read from the value files. */
+async function resolved(log: WorkerLog, tablet: number, cells: Array<[string, string, CellValue]>): Promise<Array<[string, string, Uint8Array]>> {
+  const out: Array<[string, string, Uint8Array]> = [];
+  for (const [row, col, v] of cells) out.push([row, col, v instanceof ColdValue ? (await log.readCold(tablet, [v]))[0]! : v]);
+  return out;
 }
 
 /** Appends records from..to concurrently and waits for all of them. */
@@ -270,7 +278,7 @@ describe('WorkerLog', () => {
     expect(r.problems).toEqual([]);
     expect(r.checkpointLsn).toBe(500);
     expect(r.checkpointEpoch).toBe(4);
-    expect(r.cells.map(([row, col, v]) => [row, col, Buffer.from(v).toString()])).toEqual(cells.map(([row, col, v]) => [row, col, Buffer.from(v).toString()]));
+    expect(r.cells.map(([row, col, v]) => [row, col, Buffer.from(v as Uint8Array).toString()])).toEqual(cells.map(([row, col, v]) => [row, col, Buffer.from(v).toString()]));
     expectRecords(r.records, range(501, 550).map((i) => rec(i)));
     expect(again.tablets[1]!.recovered).toMatchObject({ checkpointLsn: 5, records: [] });
     await again.log.close();
@@ -287,7 +295,9 @@ describe('WorkerLog', () => {
     const r = again.tablets[0]!.recovered;
     expect(r.problems).toEqual([]);
     expect(r.checkpointLsn).toBe(3);
-    expect(r.cells.map(([row, col, v]) => `${row}/${col}:${v.length}:${Buffer.from(v).equals(Buffer.alloc(v.length, Number(row.slice(1)) + 1))}`)).toEqual(
+    const bytes = await resolved(again.log, 1, r.cells);
+    expect(r.cells.filter(([, , v]) => v instanceof ColdValue).map(([row]) => row)).toEqual(['r4', 'r5']); // 70 000 B and 3 MiB: not read at load
+    expect(bytes.map(([row, col, v]) => `${row}/${col}:${v.length}:${Buffer.from(v).equals(Buffer.alloc(v.length, Number(row.slice(1)) + 1))}`)).toEqual(
       cells.map(([row, col, v]) => `${row}/${col}:${v.length}:true`),
     );
     await again.log.close();
@@ -312,13 +322,14 @@ describe('WorkerLog', () => {
     const again = await openAll([1]);
     const r = again.tablets[0]!.recovered;
     expect(r.problems).toEqual([]);
-    expect(r.cells.map(([row, , v]) => `${row}:${v.length}:${Buffer.from(v).equals(row === 'small' ? Buffer.from('tiny') : big(Number(row.slice(5))))}`)).toEqual([
+    const bytes = await resolved(again.log, 1, r.cells);
+    expect(bytes.map(([row, , v]) => `${row}:${v.length}:${Buffer.from(v).equals(row === 'small' ? Buffer.from('tiny') : big(Number(row.slice(5))))}`)).toEqual([
       `chunk1:${big(1).length}:true`,
       `chunk2:${big(2).length}:true`,
       `chunk3:${big(3).length}:true`,
       'small:4:true',
     ]);
-    // Values read back are known to be stored: checkpointing them again appends nothing.
+    // Values loaded cold are referenced again: checkpointing them appends nothing.
     await again.tablets[0]!.log.checkpoint(3, 1, r.cells);
     expect(await again.log.valueFileBytes(1)).toBe(stored);
     await again.log.close();
@@ -354,7 +365,7 @@ describe('WorkerLog', () => {
     await again.log.close();
   });
 
-  it('treats a damaged or missing value file as a hard error', async () => {
+  it('reports a damaged value when it is read, and refuses to load a tablet whose value file is missing', async () => {
     const { log, tablets } = await openAll([1]);
     await appendAll(tablets[0]!.log, 1, 2);
     await tablets[0]!.log.checkpoint(2, 1, [['chunk', 'c', Buffer.alloc(VALUE_FILE_BYTES, 7)]]);
@@ -365,8 +376,11 @@ describe('WorkerLog', () => {
     const buf = await readFile(file);
     buf[100]! ^= 1;
     await writeFile(file, buf);
+    // Values are read when needed, not at load: the damage shows when the cell is read.
     const bad = await WorkerLog.open(options());
-    await expect(bad.openTablet(1)).rejects.toThrow(/fails its crc/);
+    const cold = (await bad.openTablet(1)).recovered.cells[0]![2];
+    expect(cold).toBeInstanceOf(ColdValue);
+    await expect(bad.readCold(1, [cold as ColdValue])).rejects.toThrow(/fails its crc/);
     await bad.close();
     await rm(file);
     const gone = await WorkerLog.open(options());
@@ -398,7 +412,7 @@ describe('WorkerLog', () => {
     const r = again.tablets[0]!.recovered;
     expect(r.problems).toEqual([]);
     expect(r.checkpointLsn).toBe(240);
-    expect(Buffer.from(r.cells[0]![2]).toString()).toBe('240');
+    expect(Buffer.from(r.cells[0]![2] as Uint8Array).toString()).toBe('240');
     expectRecords(r.records, range(241, 245).map((i) => rec(i)));
     await again.log.close();
 

@@ -16,7 +16,7 @@
 //   once it has acknowledged up to that point asks the master to mark it in sync.
 import type { Cell, DataRequest, ErrorCode, Reply, ReplReq, CatchupReq, CatchupRep, InSyncReq, DropReq, ReplAckRep, WireRecord } from '../../transport/messages.js';
 import { ownBytes, TabletState } from './tablet-state.js';
-import type { LogRecord } from './wal.js';
+import type { CellValue, LogRecord } from './wal.js';
 
 export interface TabletConfig {
   epoch: number;
@@ -58,7 +58,7 @@ export type Token = number;
 
 export type Effect =
   | { kind: 'append'; record: LogRecord }
-  | { kind: 'install'; lsn: number; epoch: number; cells: Cell[] }
+  | { kind: 'install'; lsn: number; epoch: number; cells: Array<[string, string, CellValue]> }
   | { kind: 'reply'; token: Token; reply: Reply }
   | { kind: 'send'; to: string; req: ReplReq | CatchupReq }
   | { kind: 'master'; req: InSyncReq | DropReq };
@@ -117,7 +117,8 @@ interface Snapshot {
   id: number;
   lsn: number;
   epoch: number;
-  cells: Cell[];
+  /** Cold values among them are read by the tablet actor when a chunk goes out. */
+  cells: Array<[string, string, CellValue]>;
   created: number;
 }
 
@@ -798,7 +799,7 @@ export class ReplicaCore {
       const c = s.cells[i]!;
       const size = c[0].length + c[1].length + c[2].length + 16;
       if (cells.length > 0 && bytes + size > this.opts.batchBytes) break;
-      cells.push(c);
+      cells.push(c as Cell); // a cold value is read by the tablet actor before the chunk is sent
       bytes += size;
       i++;
     }

@@ -1,9 +1,12 @@
 // The state of one tablet as a pure state machine: a sparse table row -> column -> bytes.
 // `decide` turns a request into a reply and (for a write that changes something) a log record;
 // `apply` applies a log record. No I/O here: the tablet actor persists records before replying.
+// A big value may be cold (a ColdValue: its bytes lie in the tablet's value files, value-files.ts):
+// replies can carry it, and the tablet actor reads its bytes before answering; a CPUT compares
+// bytes, so the actor warms a cold cell before deciding one.
 import { ATTACH_BYTES } from '../../transport/codec.js';
 import type { Cell, Cursor, DataRequest, Reply } from '../../transport/messages.js';
-import type { LogRecord } from './wal.js';
+import { ColdValue, type CellValue, type LogRecord } from './wal.js';
 
 export interface Decision {
   reply: Reply;
@@ -40,7 +43,7 @@ function compareCells(ar: string, ac: string, br: string, bc: string): number {
 }
 
 export class TabletState {
-  private readonly rows = new Map<string, Map<string, Uint8Array>>();
+  private readonly rows = new Map<string, Map<string, CellValue>>();
   private cellCount = 0;
   private byteCount = 0;
   /** (row, col) pairs in order, built lazily for paging and dropped on any insert or delete. */
@@ -56,16 +59,45 @@ export class TabletState {
     return this.byteCount;
   }
 
-  get(row: string, col: string): Uint8Array | undefined {
+  /** A cell's value as held: its bytes, or a cold value. */
+  cell(row: string, col: string): CellValue | undefined {
     return this.rows.get(row)?.get(col);
+  }
+
+  /** A cell's bytes; a cold cell is a caller's bug (check with isCold, or use cell()). */
+  get(row: string, col: string): Uint8Array | undefined {
+    const v = this.cell(row, col);
+    if (v instanceof ColdValue) throw new Error(`tablet ${this.id}: ${row}/${col} is cold`);
+    return v;
+  }
+
+  isCold(row: string, col: string): boolean {
+    return this.cell(row, col) instanceof ColdValue;
+  }
+
+  /** The cell now holds `cold` instead of `value` (a checkpoint made it durable there), if it still holds `value`. */
+  cool(row: string, col: string, value: Uint8Array, cold: ColdValue): boolean {
+    const cols = this.rows.get(row);
+    if (cols?.get(col) !== value || cold.length !== value.length) return false;
+    cols.set(col, cold);
+    return true;
+  }
+
+  /** The cell holds `bytes` again instead of `cold`, if it still holds `cold`. */
+  warm(row: string, col: string, cold: ColdValue, bytes: Uint8Array): boolean {
+    const cols = this.rows.get(row);
+    if (cols?.get(col) !== cold || cold.length !== bytes.length) return false;
+    cols.set(col, bytes);
+    return true;
   }
 
   /** Decides a request against the current state. Writes get the next lsn but are not applied yet. */
   decide(req: DataRequest, maxScan: number): Decision {
     switch (req.t) {
       case 'get': {
-        const v = this.get(req.row, req.col);
-        return { reply: v === undefined ? { t: 'not_found' } : { t: 'value', value: v }, record: null };
+        const v = this.cell(req.row, req.col);
+        // A cold value goes out as it is: the tablet actor reads its bytes before sending the reply.
+        return { reply: v === undefined ? { t: 'not_found' } : { t: 'value', value: v as Uint8Array }, record: null };
       }
       case 'cols': {
         const cols = this.rows.get(req.row);
@@ -76,11 +108,12 @@ export class TabletState {
       case 'put':
         return { reply: { t: 'ok' }, record: this.record('put', req.row, req.col, req.value) };
       case 'del': {
-        if (this.get(req.row, req.col) === undefined) return { reply: { t: 'not_found' }, record: null };
+        if (this.cell(req.row, req.col) === undefined) return { reply: { t: 'not_found' }, record: null };
         return { reply: { t: 'ok' }, record: this.record('del', req.row, req.col) };
       }
       case 'cput': {
-        const current = this.get(req.row, req.col);
+        const current = this.cell(req.row, req.col);
+        if (current instanceof ColdValue) throw new Error(`tablet ${this.id}: cput on a cold cell ${req.row}/${req.col} (the actor warms it first)`);
         const matches = req.expect === null ? current === undefined : current !== undefined && sameBytes(current, req.expect);
         if (!matches) return { reply: { t: 'mismatch', current: current ?? null }, record: null };
         // CPUT is decided here and logged as its outcome: a plain put.
@@ -104,7 +137,7 @@ export class TabletState {
   }
 
   /** Loads a cell from a checkpoint (no lsn change). */
-  putCell(row: string, col: string, value: Uint8Array): void {
+  putCell(row: string, col: string, value: CellValue): void {
     let cols = this.rows.get(row);
     if (!cols) {
       cols = new Map();
@@ -132,7 +165,7 @@ export class TabletState {
     this.sorted = null;
   }
 
-  *allCells(): Generator<[string, string, Uint8Array]> {
+  *allCells(): Generator<[string, string, CellValue]> {
     for (const [row, cols] of this.rows) for (const [col, v] of cols) yield [row, col, v];
   }
 
@@ -160,7 +193,7 @@ export class TabletState {
       }
     }
     const page = all.slice(lo, lo + Math.max(1, limit));
-    const cells: Cell[] = page.map(([r, c]) => [r, c, this.get(r, c)!]);
+    const cells: Cell[] = page.map(([r, c]) => [r, c, this.cell(r, c) as Uint8Array]); // cold ones are read by the actor
     const last = page[page.length - 1];
     const next = lo + page.length < all.length && last ? last : null;
     return { t: 'scan', cells, next };

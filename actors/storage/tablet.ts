@@ -9,6 +9,8 @@ import { Actor } from '../actor.js';
 import { monoNow } from '../clock.js';
 import { ReplicaCore, type CoreOptions, type Effect, type Input, type TabletConfig } from './replica-core.js';
 import { TabletState } from './tablet-state.js';
+import { VALUE_FILE_BYTES } from './value-files.js';
+import { ColdValue, type CellValue } from './wal.js';
 import type { Recovered, TabletLog, WorkerLog } from './worker-log.js';
 
 /** What a tablet actor needs from its worker: sockets to peers and to the master. */
@@ -169,6 +171,7 @@ export class TabletActor extends Actor<TabletMsg> {
     }
     switch (msg.kind) {
       case 'request':
+        if (msg.req.t === 'cput' && core.tablet.isCold(msg.req.row, msg.req.col)) return this.warmThenFeed(msg.req, msg.respond);
         return this.feed(this.inputFor(msg.req, msg.respond));
       case 'repl_ack':
         return this.feed({ kind: 'repl_ack', from: msg.from, rep: msg.rep });
@@ -241,9 +244,11 @@ export class TabletActor extends Actor<TabletMsg> {
           wal.append(e.record);
           appended = e.record.lsn;
           break;
-        case 'reply':
-          this.takeResponder(e.token)?.(e.reply);
+        case 'reply': {
+          const respond = this.takeResponder(e.token);
+          if (respond) this.respondWithBytes(e.reply, respond);
           break;
+        }
         case 'send':
           this.sendToPeer(e.to, e.req);
           break;
@@ -275,9 +280,63 @@ export class TabletActor extends Actor<TabletMsg> {
     const started = Date.now();
     await this.checkpointRunning;
     await this.wal!.install(e.lsn, e.epoch, e.cells);
+    if (this.core) this.coolAfterCheckpoint(this.core.tablet, e.cells);
     this.syncRequested = e.lsn;
     this.env.log('info', `tablet ${this.id}: installed a snapshot of ${e.cells.length} cells at lsn ${e.lsn} in ${Date.now() - started} ms`);
     return this.carryOut(this.core!.handle({ kind: 'installed', lsn: e.lsn }, monoNow()));
+  }
+
+  /**
+   * A CPUT compares bytes: a cold cell is read back into memory first (the mailbox waits meanwhile, so
+   * no request overtakes it), then the request is decided as usual.
+   */
+  private async warmThenFeed(req: TabletRequest, respond: Respond): Promise<void> {
+    const core = this.core!;
+    if (req.t !== 'cput') return this.feed(this.inputFor(req, respond));
+    const cold = core.tablet.cell(req.row, req.col);
+    if (cold instanceof ColdValue) {
+      let bytes: Uint8Array;
+      try {
+        [bytes] = (await this.workerLog.readCold(this.id, [cold])) as [Uint8Array];
+      } catch (e) {
+        this.env.log('error', `tablet ${this.id}: cannot read ${req.row}/${req.col} from its value file: ${(e as Error).message}`);
+        respond(errorReply('internal', `tablet ${this.id}: cannot read the current value: ${(e as Error).message}`));
+        return;
+      }
+      if (this.core !== core || this.phase !== 'serving') return respond(errorReply('unavailable', `tablet ${this.id} is ${this.phase}`));
+      core.tablet.warm(req.row, req.col, cold, bytes);
+    }
+    return this.feed(this.inputFor(req, respond));
+  }
+
+  /**
+   * Sends a reply, first reading the bytes of the cold values it carries (a GET of a big cell, a scan
+   * page, a snapshot chunk). Their files are pinned at once, so a checkpoint cannot delete them before
+   * the read; the bytes are the ones the cell held when the reply was decided.
+   */
+  private respondWithBytes(reply: Reply, respond: Respond): void {
+    const cold = coldValuesIn(reply);
+    if (cold.length === 0) return respond(reply);
+    this.workerLog.readCold(this.id, cold).then(
+      (bytes) => {
+        const of = new Map<ColdValue, Uint8Array>(cold.map((c, i) => [c, bytes[i]!]));
+        respond(withBytes(reply, of));
+      },
+      (e: unknown) => {
+        this.env.log('error', `tablet ${this.id}: cannot read a value from its value files: ${(e as Error).message}`);
+        respond(errorReply('internal', `tablet ${this.id}: cannot read a stored value: ${(e as Error).message}`));
+      },
+    );
+  }
+
+  /** After a checkpoint: its big values are durable in value files; the cells that still hold them let go of their bytes. */
+  private coolAfterCheckpoint(state: TabletState, cells: Iterable<[string, string, CellValue]>): void {
+    if (this.core?.tablet !== state) return; // replaced by a snapshot meanwhile
+    for (const [row, col, v] of cells) {
+      if (!(v instanceof Uint8Array) || v.length < VALUE_FILE_BYTES) continue;
+      const cold = this.workerLog.coldOf(this.id, v);
+      if (cold) state.cool(row, col, v, cold);
+    }
   }
 
   private takeResponder(token: number): Respond | undefined {
@@ -325,8 +384,10 @@ export class TabletActor extends Actor<TabletMsg> {
     const started = Date.now();
     // A copy of the state, and the lsn it is at, in this turn: the log marks exactly these records.
     const lsn = core.lsn;
-    const cells = [...core.tablet.allCells()];
+    const state = core.tablet;
+    const cells = [...state.allCells()];
     await wal.checkpoint(lsn, core.epoch, cells);
+    this.coolAfterCheckpoint(state, cells);
     this.env.log('info', `tablet ${this.id} checkpointed at lsn ${lsn} (${cells.length} cells) in ${Date.now() - started} ms`);
   }
 
@@ -379,4 +440,24 @@ export class TabletActor extends Actor<TabletMsg> {
     if (msg.kind === 'request') msg.respond(errorReply('internal', `tablet ${this.id} failed`));
     if (msg.kind === 'close') msg.done();
   }
+}
+
+/** The cold values a reply carries (values of GET, CPUT mismatch, scan pages, snapshot chunks). */
+function coldValuesIn(reply: Reply): ColdValue[] {
+  const out: ColdValue[] = [];
+  const v = reply as { t: string; value?: unknown; current?: unknown; cells?: Array<[string, string, unknown]> };
+  if (v.value instanceof ColdValue) out.push(v.value);
+  if (v.current instanceof ColdValue) out.push(v.current);
+  if (Array.isArray(v.cells)) for (const c of v.cells) if (c[2] instanceof ColdValue) out.push(c[2]);
+  return out;
+}
+
+/** A copy of `reply` with its cold values replaced by their bytes (shared cell tuples are not touched). */
+function withBytes(reply: Reply, of: Map<ColdValue, Uint8Array>): Reply {
+  const put = (x: unknown): unknown => (x instanceof ColdValue ? of.get(x)! : x);
+  const r = { ...reply } as Record<string, unknown>;
+  if ('value' in r) r['value'] = put(r['value']);
+  if ('current' in r) r['current'] = put(r['current']);
+  if (Array.isArray(r['cells'])) r['cells'] = (r['cells'] as Array<[string, string, unknown]>).map(([row, col, val]) => [row, col, put(val)]);
+  return r as unknown as Reply;
 }

@@ -26,7 +26,7 @@
 import { crc32 } from 'node:zlib';
 import { mkdir, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import { readExactly, syncDir, unlinkIfExists, type CheckpointValues, type ValueRef } from './wal.js';
+import { ColdValue, readExactly, syncDir, unlinkIfExists, type CellValue, type CheckpointValues, type ValueRef } from './wal.js';
 
 /** Values at least this big are kept in value files, not inside checkpoints. */
 export const VALUE_FILE_BYTES = 64 * 1024;
@@ -58,6 +58,8 @@ export class ValueFiles implements CheckpointValues {
   private live = new Map<number, number>();
   /** Files whose live values the checkpoint in progress copies to the active file. */
   private compacting = new Set<number>();
+  /** Reads in progress, by file. */
+  private readonly pins = new Map<number, number>();
   private active: ActiveFile | null = null;
   /** Appended to since the last sync; `created`: a file was created (the directory needs a sync too). */
   private dirty: FileHandle[] = [];
@@ -108,8 +110,18 @@ export class ValueFiles implements CheckpointValues {
     }
   }
 
-  /** The reference a checkpoint writes for `value`: its durable one, or a new one at the end of the active file. */
-  async refFor(value: Uint8Array): Promise<ValueRef> {
+  /**
+   * The reference a checkpoint writes for `value`: its durable one, or a new one at the end of the
+   * active file (a cold value in a file being compacted is read and written again).
+   */
+  async refFor(cell: CellValue): Promise<ValueRef> {
+    let value: Uint8Array;
+    if (cell instanceof ColdValue) {
+      if (this.sizes.has(cell.ref[0]) && !this.compacting.has(cell.ref[0])) return cell.ref;
+      value = (await this.readAll([cell.ref]))[0]!;
+    } else {
+      value = cell;
+    }
     const known = this.refs.get(value);
     if (known && this.sizes.has(known[0]) && !this.compacting.has(known[0])) return known;
     const file = await this.activeFile(value.length);
@@ -145,6 +157,21 @@ export class ValueFiles implements CheckpointValues {
     return this.active;
   }
 
+  /** Throws unless `ref` lies inside an existing value file. */
+  check(ref: ValueRef): void {
+    const [no, offset, length] = ref;
+    const file = path.join(this.dir, valueFileName(no));
+    const size = this.sizes.get(no);
+    if (size === undefined) throw new Error(`value file ${file} is missing`);
+    if (offset + length > size) throw new Error(`value file ${file}: a value at ${offset} of ${length} bytes lies past its end (${size} bytes)`);
+  }
+
+  /** The cold value a checkpoint made of `value` (its bytes now durable in a value file), if any. */
+  coldOf(value: Uint8Array): ColdValue | null {
+    const ref = this.refs.get(value);
+    return ref && this.sizes.has(ref[0]) ? new ColdValue(ref) : null;
+  }
+
   /** Makes every value appended so far durable (before a checkpoint referencing them is renamed into place). */
   async sync(): Promise<void> {
     for (const fh of this.dirty) {
@@ -165,7 +192,9 @@ export class ValueFiles implements CheckpointValues {
     this.compacting = new Set();
     let deleted = false;
     for (const no of [...this.sizes.keys()]) {
-      if (used.has(no) || no === this.active?.no) continue;
+      // A file being read stays until a later checkpoint (an open file could be read after an unlink,
+      // but the read may not have opened it yet).
+      if (used.has(no) || no === this.active?.no || (this.pins.get(no) ?? 0) > 0) continue;
       await unlinkIfExists(path.join(this.dir, valueFileName(no)));
       this.sizes.delete(no);
       deleted = true;
@@ -183,6 +212,20 @@ export class ValueFiles implements CheckpointValues {
    * file is a hard error. The result is in the order of `refs`.
    */
   async readAll(refs: ValueRef[]): Promise<Uint8Array[]> {
+    // Pinned before the first await: no checkpoint deletes these files meanwhile.
+    for (const [no] of refs) this.pins.set(no, (this.pins.get(no) ?? 0) + 1);
+    try {
+      return await this.readPinned(refs);
+    } finally {
+      for (const [no] of refs) {
+        const n = (this.pins.get(no) ?? 1) - 1;
+        if (n > 0) this.pins.set(no, n);
+        else this.pins.delete(no);
+      }
+    }
+  }
+
+  private async readPinned(refs: ValueRef[]): Promise<Uint8Array[]> {
     const out = new Array<Uint8Array>(refs.length);
     const order = refs.map((_, i) => i).sort((a, b) => refs[a]![0] - refs[b]![0] || refs[a]![1] - refs[b]![1]);
     let fh: FileHandle | null = null;
@@ -192,9 +235,7 @@ export class ValueFiles implements CheckpointValues {
         const ref = refs[i]!;
         const [no, offset, length, crc] = ref;
         const file = path.join(this.dir, valueFileName(no));
-        const size = this.sizes.get(no);
-        if (size === undefined) throw new Error(`value file ${file} is missing`);
-        if (offset + length > size) throw new Error(`value file ${file}: a value at ${offset} of ${length} bytes lies past its end (${size} bytes)`);
+        this.check(ref);
         if (openNo !== no) {
           await fh?.close();
           fh = null;

@@ -349,12 +349,27 @@ export interface CheckpointHeader {
   logMark: number;
 }
 
-export interface CheckpointData extends CheckpointHeader {
-  cells: Array<[string, string, Uint8Array]>;
-}
-
 /** Where a value lies in a tablet's value files: [file number, byte offset, length, crc32]. */
 export type ValueRef = [file: number, offset: number, length: number, crc: number];
+
+/**
+ * A big value that lives in its tablet's value files, not in memory (value-files.ts): what a tablet
+ * holds for it after a checkpoint wrote it there, or after a load. Its bytes are read when a reply
+ * needs them.
+ */
+export class ColdValue {
+  readonly length: number;
+  constructor(readonly ref: ValueRef) {
+    this.length = ref[2];
+  }
+}
+
+/** A cell's value as a tablet holds it: its bytes, or where they lie. */
+export type CellValue = Uint8Array | ColdValue;
+
+export interface CheckpointData extends CheckpointHeader {
+  cells: Array<[string, string, CellValue]>;
+}
 
 export function isValueRef(x: unknown): x is ValueRef {
   return Array.isArray(x) && x.length === 4 && x.every((n) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) && (x[3] as number) <= 0xffffffff;
@@ -365,7 +380,10 @@ export interface CheckpointValues {
   /** Values at least this big are kept there. */
   readonly minBytes: number;
   beginCheckpoint(): void;
-  refFor(value: Uint8Array): Promise<ValueRef>;
+  /** The reference to write for a value: where it lies already, or where it is appended now. */
+  refFor(value: CellValue): Promise<ValueRef>;
+  /** Throws unless `ref` lies inside an existing value file. */
+  check(ref: ValueRef): void;
   /** Makes the values appended durable; before the checkpoint referencing them is renamed into place. */
   sync(): Promise<void>;
   /** After the checkpoint is durable: it references `used` (bytes per file), nothing else. */
@@ -386,7 +404,7 @@ export interface CheckpointValues {
 export async function writeCheckpointFile(
   dir: string,
   head: CheckpointHeader,
-  cells: Iterable<[string, string, Uint8Array]>,
+  cells: Iterable<[string, string, CellValue]>,
   maxPayload: number,
   values?: CheckpointValues,
 ): Promise<void> {
@@ -402,15 +420,16 @@ export async function writeCheckpointFile(
     for (const [row, col, value] of cells) {
       seq++;
       // The bytes of encodeFrame({lsn: seq, epoch, kind: 'put', row, col, value}), a big value by reference.
-      if (typeof row !== 'string' || typeof col !== 'string' || !(value instanceof Uint8Array)) throw new TypeError(`checkpoint cell ${String(row)}/${String(col)} is malformed`);
+      if (typeof row !== 'string' || typeof col !== 'string' || !(value instanceof Uint8Array || value instanceof ColdValue)) throw new TypeError(`checkpoint cell ${String(row)}/${String(col)} is malformed`);
+      if (value instanceof ColdValue && !values) throw new TypeError(`checkpoint cell ${row}/${col}: a value in value files, and none were given`);
       let frame: LogFrame;
-      if (values && value.length >= values.minBytes) {
+      if (values && (value instanceof ColdValue || value.length >= values.minBytes)) {
         const ref = await values.refFor(value);
         used.set(ref[0], (used.get(ref[0]) ?? 0) + ref[2]);
         const f = frameOf(seq, cborEncoder.encode([epoch, KIND_VALUE_REF, row, col, ref]));
         frame = { parts: [f], bytes: f.length };
       } else {
-        frame = framePartsWithValue(seq, [epoch, 1, row, col], asBuffer(value));
+        frame = framePartsWithValue(seq, [epoch, 1, row, col], asBuffer(value as Uint8Array));
       }
       const payloadBytes = frame.bytes - FRAME_HEADER_BYTES;
       if (payloadBytes > maxPayload) throw new RangeError(`checkpoint cell ${row}/${col}: ${payloadBytes} bytes > maxRecordBytes`);
@@ -432,8 +451,9 @@ export async function writeCheckpointFile(
 }
 
 /**
- * Reads checkpoint.dat, or returns null if there is none. Any damage is a hard error, in the file or in
- * a value it references (read through `values`; a reference without `values` is damage too).
+ * Reads checkpoint.dat, or returns null if there is none. Any damage is a hard error. A referenced value
+ * comes back as a ColdValue, not read: it must lie inside an existing value file of `values` (a
+ * reference without `values` is damage too); its crc is checked whenever it is read.
  */
 export async function readCheckpointFile(dir: string, maxPayload: number, values?: CheckpointValues): Promise<CheckpointData | null> {
   const file = path.join(dir, CHECKPOINT_FILE);
@@ -448,8 +468,8 @@ export async function readCheckpointFile(dir: string, maxPayload: number, values
     const size = (await fh.stat()).size;
     let header: CheckpointHeader | undefined;
     let footerCount: number | undefined;
-    const cells: Array<[string, string, Uint8Array]> = [];
-    const refs: Array<[number, ValueRef]> = []; // cell index, reference
+    const cells: Array<[string, string, CellValue]> = [];
+    const used = new Map<number, number>();
     const scan = await scanFile(fh, size, { expectFirstLsn: 0, maxPayload }, (seq, payload) => {
       if (footerCount !== undefined) throw new Error('frame after the footer');
       const decoded: unknown = cborDecoder.decode(payload);
@@ -458,23 +478,16 @@ export async function readCheckpointFile(dir: string, maxPayload: number, values
       else if (Array.isArray(decoded) && decoded[1] === KIND_VALUE_REF) {
         const [, , row, col, ref] = decoded as unknown[];
         if (typeof row !== 'string' || typeof col !== 'string' || !isValueRef(ref)) throw new Error(`bad value reference in cell ${seq}`);
-        refs.push([cells.length, ref]);
-        cells.push([row, col, EMPTY]);
+        if (!values) throw new Error('it references value files, and none were given');
+        values.check(ref);
+        used.set(ref[0], (used.get(ref[0]) ?? 0) + ref[2]);
+        cells.push([row, col, new ColdValue(ref)]);
       } else cells.push(cellFromRecord(recordFromPayload(seq, decoded)));
     });
     if (scan.problem) throw new Error(scan.problem);
     if (!header) throw new Error('empty file');
     if (footerCount === undefined) throw new Error('missing footer (incomplete file)');
     if (footerCount !== cells.length) throw new Error(`footer says ${footerCount} cells, found ${cells.length}`);
-    if (refs.length > 0 && !values) throw new Error('it references value files, and none were given');
-    const used = new Map<number, number>();
-    if (values && refs.length > 0) {
-      const read = await values.readAll(refs.map(([, ref]) => ref));
-      refs.forEach(([i, ref], k) => {
-        cells[i]![2] = read[k]!;
-        used.set(ref[0], (used.get(ref[0]) ?? 0) + ref[2]);
-      });
-    }
     values?.noteLive(used);
     return { ...header, cells };
   } catch (e) {
@@ -517,8 +530,6 @@ export async function readCheckpointHeader(dir: string): Promise<CheckpointHeade
     await fh.close();
   }
 }
-
-const EMPTY = new Uint8Array(0);
 
 function cellFromRecord(rec: LogRecord): [string, string, Uint8Array] {
   if (rec.kind !== 'put' || !rec.value) throw new Error('checkpoint cell is not a put with a value');

@@ -58,6 +58,8 @@ import {
   unlinkIfExists,
   writevAll,
   writeCheckpointFile,
+  type CellValue,
+  type ColdValue,
   type LogRecord,
   type Segment,
 } from './wal.js';
@@ -91,7 +93,7 @@ export interface WorkerLogOptions {
 export interface Recovered {
   checkpointLsn: number;
   checkpointEpoch: number;
-  cells: Array<[row: string, col: string, value: Uint8Array]>;
+  cells: Array<[row: string, col: string, value: CellValue]>;
   records: LogRecord[];
   /** Non-empty: the tablet lost records (or the log had damage that touched it); checkpoint it before use. */
   problems: string[];
@@ -254,7 +256,7 @@ export class WorkerLog {
    * Folds a tablet that is not open into a fresh checkpoint (its checkpoint plus its log records), so
    * that the log no longer holds anything for it. `apply` replays records onto the checkpoint's cells.
    */
-  async foldTablet(tablet: number, apply: (r: Recovered) => { lsn: number; epoch: number; cells: Iterable<[string, string, Uint8Array]> }): Promise<void> {
+  async foldTablet(tablet: number, apply: (r: Recovered) => { lsn: number; epoch: number; cells: Iterable<[string, string, CellValue]> }): Promise<void> {
     if (!this.held.has(tablet)) return;
     const { log, recovered } = await this.openTablet(tablet);
     try {
@@ -356,7 +358,7 @@ export class WorkerLog {
    * those records are above the mark, stay in the log and are replayed on top of the checkpoint.
    * Afterwards old segments nobody needs are deleted.
    */
-  async checkpointTablet(tablet: number, lsn: number, epoch: number, cells: Iterable<[string, string, Uint8Array]>): Promise<void> {
+  async checkpointTablet(tablet: number, lsn: number, epoch: number, cells: Iterable<[string, string, CellValue]>): Promise<void> {
     this.assertUsable('checkpoint');
     if (this.checkpointing.has(tablet)) throw new Error(`checkpoint: tablet ${tablet} is already being checkpointed`);
     const logMark = this.lastSeq;
@@ -384,6 +386,21 @@ export class WorkerLog {
       this.valueFiles.set(tablet, v);
     }
     return v;
+  }
+
+  /**
+   * The values of an open tablet that a checkpoint has made durable in its value files, as cold values
+   * (null for a value that is not there).
+   */
+  coldOf(tablet: number, value: Uint8Array): ColdValue | null {
+    return this.valueFiles.get(tablet)?.coldOf(value) ?? null;
+  }
+
+  /** Reads cold values of an open tablet (each checked against its crc). Its files are pinned at once. */
+  readCold(tablet: number, cold: ColdValue[]): Promise<Uint8Array[]> {
+    const v = this.valueFiles.get(tablet);
+    if (!v) return Promise.reject(new Error(`tablet ${tablet} has no value files open`));
+    return v.readAll(cold.map((c) => c.ref));
   }
 
   /** Bytes in the value files of `tablet` (for tests and reports). */
@@ -622,7 +639,7 @@ export class TabletLog {
    * Checkpoints the tablet's state as of `lsn`, which must be lastLsn now; `cells` must be a copy of
    * that state (the tablet may append again before this resolves: those records stay in the log).
    */
-  checkpoint(lsn: number, epoch: number, cells: Array<[string, string, Uint8Array]>): Promise<void> {
+  checkpoint(lsn: number, epoch: number, cells: Array<[string, string, CellValue]>): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`checkpoint: tablet ${this.tablet}'s log is closed`));
     if (lsn !== this._lastLsn) return Promise.reject(new Error(`checkpoint: lsn ${lsn} is not lastLsn (${this._lastLsn})`));
     return this.log.checkpointTablet(this.tablet, lsn, epoch, cells); // reads the mark before its first await
@@ -632,7 +649,7 @@ export class TabletLog {
    * Replaces the tablet's durable state by a snapshot as of (lsn, epoch), whatever its log held before
    * (a replica whose log diverged, or fell behind the primary's memory).
    */
-  async install(lsn: number, epoch: number, cells: Iterable<[string, string, Uint8Array]>): Promise<void> {
+  async install(lsn: number, epoch: number, cells: Iterable<[string, string, CellValue]>): Promise<void> {
     if (this.closed) throw new Error(`install: tablet ${this.tablet}'s log is closed`);
     await this.whenDurable(this._lastLsn);
     await this.log.checkpointTablet(this.tablet, lsn, epoch, cells);
