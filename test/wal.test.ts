@@ -365,6 +365,34 @@ describe('WorkerLog', () => {
     await again.log.close();
   });
 
+  it('compacting a file moves its cold values: a cell still pointing at the deleted file reads them where they went', async () => {
+    const fileBytes = 4 * VALUE_FILE_BYTES;
+    const val = (n: number): Buffer => Buffer.alloc(VALUE_FILE_BYTES, n);
+    const first = await openAll([1], { valueFileBytes: fileBytes });
+    await first.tablets[0]!.log.checkpoint(0, 1, [['keep', 'c', val(1)], ['t0', 'c', val(2)], ['t1', 'c', val(3)], ['t2', 'c', val(4)]]);
+    await first.log.close();
+
+    const { log, tablets } = await openAll([1], { valueFileBytes: fileBytes });
+    const t = tablets[0]!.log;
+    const keep = tablets[0]!.recovered.cells.find(([r]) => r === 'keep')![2];
+    expect(keep).toBeInstanceOf(ColdValue);
+    const cold = keep as ColdValue;
+    // The tN values are overwritten: the first file keeps one live value of four, and is compacted.
+    const fresh: Array<[string, string, CellValue]> = [['keep', 'c', cold], ['t0', 'c', val(5)], ['t1', 'c', val(6)], ['t2', 'c', val(7)]];
+    await t.checkpoint(0, 1, fresh);
+    await t.checkpoint(0, 1, fresh);
+    const moved = log.coldOf(1, cold);
+    expect(moved).toBeInstanceOf(ColdValue);
+    expect(moved!.ref[0]).not.toBe(cold.ref[0]); // in another file now
+    expect((await readdir(tabletDir(dir, 1))).filter((n) => n.startsWith('values-'))).not.toContain(`values-${String(cold.ref[0]).padStart(6, '0')}.dat`);
+    expect(Buffer.from((await log.readCold(1, [cold]))[0]!).equals(val(1))).toBe(true); // the stale cell still reads right
+    await log.close();
+    const again = await openAll([1]);
+    const back = await resolved(again.log, 1, again.tablets[0]!.recovered.cells);
+    expect(Buffer.from(back.find(([r]) => r === 'keep')![2]).equals(val(1))).toBe(true);
+    await again.log.close();
+  });
+
   it('reports a damaged value when it is read, and refuses to load a tablet whose value file is missing', async () => {
     const { log, tablets } = await openAll([1]);
     await appendAll(tablets[0]!.log, 1, 2);

@@ -75,8 +75,11 @@ export class TabletState {
     return this.cell(row, col) instanceof ColdValue;
   }
 
-  /** The cell now holds `cold` instead of `value` (a checkpoint made it durable there), if it still holds `value`. */
-  cool(row: string, col: string, value: Uint8Array, cold: ColdValue): boolean {
+  /**
+   * The cell now holds `cold` instead of `value` (a checkpoint made it durable there, or moved it there),
+   * if it still holds `value`.
+   */
+  cool(row: string, col: string, value: CellValue, cold: ColdValue): boolean {
     const cols = this.rows.get(row);
     if (cols?.get(col) !== value || cold.length !== value.length) return false;
     cols.set(col, cold);

@@ -329,12 +329,15 @@ export class TabletActor extends Actor<TabletMsg> {
     );
   }
 
-  /** After a checkpoint: its big values are durable in value files; the cells that still hold them let go of their bytes. */
+  /**
+   * After a checkpoint: its big values are durable in value files, so the cells that still hold them let
+   * go of their bytes; cold values whose file it compacted (and deleted) now point where it copied them.
+   */
   private coolAfterCheckpoint(state: TabletState, cells: Iterable<[string, string, CellValue]>): void {
     if (this.core?.tablet !== state) return; // replaced by a snapshot meanwhile
     for (const [row, col, v] of cells) {
-      if (!(v instanceof Uint8Array) || v.length < VALUE_FILE_BYTES) continue;
-      const cold = this.workerLog.coldOf(this.id, v);
+      if (v instanceof Uint8Array && v.length < VALUE_FILE_BYTES) continue;
+      const cold = this.workerLog.coldOf(this.id, v); // bytes now durable, or a cold value moved by compaction
       if (cold) state.cool(row, col, v, cold);
     }
   }

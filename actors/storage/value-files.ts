@@ -52,6 +52,8 @@ export class ValueFiles implements CheckpointValues {
   readonly minBytes = VALUE_FILE_BYTES;
   /** The durable reference of values this process has written or read. */
   private readonly refs = new WeakMap<Uint8Array, ValueRef>();
+  /** Cold values whose file a checkpoint compacted: where their bytes lie now. */
+  private readonly moved = new WeakMap<ColdValue, ValueRef>();
   /** Bytes in each value file on disk. */
   private readonly sizes: Map<number, number>;
   /** Bytes of each file that the last checkpoint written (or read) references. */
@@ -117,11 +119,14 @@ export class ValueFiles implements CheckpointValues {
   async refFor(cell: CellValue): Promise<ValueRef> {
     let value: Uint8Array;
     if (cell instanceof ColdValue) {
-      if (this.sizes.has(cell.ref[0]) && !this.compacting.has(cell.ref[0])) return cell.ref;
-      value = (await this.readAll([cell.ref]))[0]!;
-    } else {
-      value = cell;
+      const now = this.moved.get(cell) ?? cell.ref;
+      if (this.sizes.has(now[0]) && !this.compacting.has(now[0])) return now;
+      value = (await this.readAll([now]))[0]!;
+      const ref = await this.refFor(value);
+      this.moved.set(cell, ref); // the tablet's cell is pointed there after the checkpoint (coldOf)
+      return ref;
     }
+    value = cell;
     const known = this.refs.get(value);
     if (known && this.sizes.has(known[0]) && !this.compacting.has(known[0])) return known;
     const file = await this.activeFile(value.length);
@@ -166,9 +171,13 @@ export class ValueFiles implements CheckpointValues {
     if (offset + length > size) throw new Error(`value file ${file}: a value at ${offset} of ${length} bytes lies past its end (${size} bytes)`);
   }
 
-  /** The cold value a checkpoint made of `value` (its bytes now durable in a value file), if any. */
-  coldOf(value: Uint8Array): ColdValue | null {
-    const ref = this.refs.get(value);
+  /**
+   * What a cell holding `value` should hold after a checkpoint: for bytes the checkpoint made durable
+   * in a value file, a cold value; for a cold value whose file the checkpoint compacted, one pointing
+   * where its bytes lie now. Null: keep it as it is.
+   */
+  coldOf(value: CellValue): ColdValue | null {
+    const ref = value instanceof ColdValue ? this.moved.get(value) : this.refs.get(value);
     return ref && this.sizes.has(ref[0]) ? new ColdValue(ref) : null;
   }
 
@@ -205,6 +214,14 @@ export class ValueFiles implements CheckpointValues {
   /** The checkpoint just read references `used`: the base for the next compaction decision. */
   noteLive(used: Map<number, number>): void {
     this.live = new Map(used);
+  }
+
+  /**
+   * The bytes of cold values, read where they lie now (a checkpoint that compacted a file has copied its
+   * values elsewhere before deleting it, and a cell may not point there yet).
+   */
+  readCold(cold: ColdValue[]): Promise<Uint8Array[]> {
+    return this.readAll(cold.map((c) => this.moved.get(c) ?? c.ref));
   }
 
   /**

@@ -389,10 +389,10 @@ export class WorkerLog {
   }
 
   /**
-   * The values of an open tablet that a checkpoint has made durable in its value files, as cold values
-   * (null for a value that is not there).
+   * What a cell of an open tablet holding `value` should hold after a checkpoint (ValueFiles.coldOf):
+   * bytes made durable become cold; a cold value whose file was compacted points to its new place.
    */
-  coldOf(tablet: number, value: Uint8Array): ColdValue | null {
+  coldOf(tablet: number, value: CellValue): ColdValue | null {
     return this.valueFiles.get(tablet)?.coldOf(value) ?? null;
   }
 
@@ -400,7 +400,7 @@ export class WorkerLog {
   readCold(tablet: number, cold: ColdValue[]): Promise<Uint8Array[]> {
     const v = this.valueFiles.get(tablet);
     if (!v) return Promise.reject(new Error(`tablet ${tablet} has no value files open`));
-    return v.readAll(cold.map((c) => c.ref));
+    return v.readCold(cold);
   }
 
   /** Bytes in the value files of `tablet` (for tests and reports). */
