@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { Encoder } from 'cbor-x';
 import { BIG_VALUE_BYTES, decodeFrames, decodeLogPayload, encodeFrame, encodeLogFrame, encodeLogFrameParts, FRAME_HEADER_BYTES, frameOf, framePartsWithValue, type LogRecord } from '../actors/storage/wal.js';
 import { logDir, tabletDir, WorkerLog, type TabletLog, type WorkerLogOptions } from '../actors/storage/worker-log.js';
-import { VALUE_FILE_BYTES } from '../actors/storage/value-files.js';
+import { VALUE_FILE_BYTES, ValueFiles } from '../actors/storage/value-files.js';
 import { ColdValue, type CellValue } from '../actors/storage/wal.js';
 
 const MAX = 32 << 20;
@@ -391,6 +391,27 @@ describe('WorkerLog', () => {
     const back = await resolved(again.log, 1, again.tablets[0]!.recovered.cells);
     expect(Buffer.from(back.find(([r]) => r === 'keep')![2]).equals(val(1))).toBe(true);
     await again.log.close();
+  });
+
+  it('values appended by a checkpoint that never finished are never referenced, and the next checkpoint deletes them', async () => {
+    const val = (n: number): Buffer => Buffer.alloc(VALUE_FILE_BYTES, n);
+    const first = await openAll([1]);
+    await first.tablets[0]!.log.checkpoint(0, 1, [['a', 'c', val(1)]]);
+    await first.log.close();
+    // A checkpoint that crashed after appending its values, before its rename: a file nobody references.
+    const orphan = await ValueFiles.open(tabletDir(dir, 1));
+    orphan.beginCheckpoint();
+    await orphan.refFor(val(2));
+    await orphan.close();
+    const files = async (): Promise<string[]> => (await readdir(tabletDir(dir, 1))).filter((n) => n.startsWith('values-')).sort();
+    expect((await files()).length).toBe(2);
+
+    const { log, tablets } = await openAll([1]);
+    const cells = await resolved(log, 1, tablets[0]!.recovered.cells);
+    expect(cells.map(([r, , v]) => `${r}:${Buffer.from(v).equals(val(1))}`)).toEqual(['a:true']);
+    await tablets[0]!.log.checkpoint(0, 1, tablets[0]!.recovered.cells);
+    expect((await files()).length).toBe(1); // the orphan is gone; the referenced file stays
+    await log.close();
   });
 
   it('reports a damaged value when it is read, and refuses to load a tablet whose value file is missing', async () => {
