@@ -1,5 +1,5 @@
 /**
- * Big values of a tablet's checkpoints, written once.
+ * Big values of a tablet's checkpoints, written once, and read back when a reply needs them.
  *
  * A checkpoint holds the whole tablet. With every value inline, each checkpoint rewrote every value the
  * tablet held: a drive tablet full of 1 MiB chunks was rewritten whole for every few new chunks, so the
@@ -8,6 +8,8 @@
  * the first time a checkpoint holds it, to the end of one of the tablet's value files
  * (`tablet-NNNN/values-NNNNNN.dat`, append only); the checkpoint cell holds a reference
  * [file, offset, length, crc32] instead, and later checkpoints write the reference again, not the bytes.
+ * The tablet then holds the value cold (a ColdValue, wal.ts): the reference, not the bytes; a tablet
+ * loads with its big values cold; replies that carry them are completed by reading (tablet.ts).
  *
  * Invariants:
  * - A reference reaches a checkpoint only once its bytes are durable: the value files appended to are
@@ -20,8 +22,10 @@
  * - Compaction: a file whose live bytes (those the last checkpoint referenced) are under half its size
  *   has its live values copied to the active file by the next checkpoint, and is then deleted: the
  *   files hold at most about twice the live bytes, plus the active file.
- * - Every read checks the length and the crc: a damaged value file is a hard error, as a damaged
- *   checkpoint is.
+ * - Every read checks the length and the crc. A checkpoint referencing a missing file, or a value
+ *   past a file's end, does not load.
+ * - A file is not deleted while a read of it is in progress (pins), and a cold value copied out of a
+ *   compacted file is read from where it went (`moved`) until its cell points there.
  */
 import { crc32 } from 'node:zlib';
 import { mkdir, open, readdir, stat, type FileHandle } from 'node:fs/promises';
@@ -47,7 +51,7 @@ interface ActiveFile {
   size: number;
 }
 
-/** One tablet's value files. Used by one checkpoint or one load at a time (the worker log ensures it). */
+/** One tablet's value files. One checkpoint or load at a time (the worker log ensures it); reads any time. */
 export class ValueFiles implements CheckpointValues {
   readonly minBytes = VALUE_FILE_BYTES;
   /** The durable reference of values this process has written or read. */
