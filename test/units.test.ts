@@ -12,7 +12,7 @@ import { WorkerLog } from '../actors/storage/worker-log.js';
 import { TabletState } from '../actors/storage/tablet-state.js';
 import { decodeFrame, encodeFrame, encodeValue, isProblem } from '../transport/codec.js';
 import type { Reply } from '../transport/messages.js';
-import { validateRequest } from '../transport/messages.js';
+import { MAX_SCAN_BYTES, validateRequest } from '../transport/messages.js';
 import { hashRow, tabletOf, tabletsOfWorker } from '../transport/partition.js';
 import { ringBytesPerTablet } from '../actors/storage/node.js';
 import { ConfigError, parseTopology } from '../transport/topology.js';
@@ -262,6 +262,22 @@ describe('tablet state machine', () => {
     } while (after);
     expect(seen.length).toBe(57);
     expect([...seen].sort()).toEqual(seen);
+  });
+
+  it('ends a scan page once its values pass MAX_SCAN_BYTES, and pages on from there', () => {
+    const s = new TabletState(0);
+    for (let i = 0; i < 10; i++) put(s, `big${i}`, 'c', 'x'.repeat(1 << 20));
+    const first = s.scan(null, 1000);
+    if (first.t !== 'scan') throw new Error('scan');
+    expect(first.cells.length).toBe(MAX_SCAN_BYTES / (1 << 20)); // 4 of 1 MiB, not 10
+    expect(first.next).toEqual(['big3', 'c']);
+    const rest = s.scan(first.next, 1000);
+    if (rest.t !== 'scan') throw new Error('scan');
+    expect(rest.cells.map(([r]) => r)).toEqual(['big4', 'big5', 'big6', 'big7']);
+    put(s, 'huge', 'c', 'y'.repeat(5 << 20));
+    const one = s.scan(['big9', 'c'], 1000);
+    if (one.t !== 'scan') throw new Error('scan');
+    expect(one.cells.map(([r]) => r)).toEqual(['huge']); // a cell bigger than the budget still goes, alone
   });
 
   it('keeps its own copy of a value that arrived inside a bigger message, and an attachment as it came', () => {

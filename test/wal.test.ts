@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { Encoder } from 'cbor-x';
 import { BIG_VALUE_BYTES, decodeFrames, decodeLogPayload, encodeFrame, encodeLogFrame, encodeLogFrameParts, FRAME_HEADER_BYTES, frameOf, framePartsWithValue, type LogRecord } from '../actors/storage/wal.js';
 import { logDir, tabletDir, WorkerLog, type TabletLog, type WorkerLogOptions } from '../actors/storage/worker-log.js';
-import { VALUE_FILE_BYTES, ValueFiles } from '../actors/storage/value-files.js';
+import { ReadBudget, VALUE_FILE_BYTES, ValueFiles } from '../actors/storage/value-files.js';
 import { ColdValue, type CellValue } from '../actors/storage/wal.js';
 
 const MAX = 32 << 20;
@@ -412,6 +412,32 @@ describe('WorkerLog', () => {
     await tablets[0]!.log.checkpoint(0, 1, tablets[0]!.recovered.cells);
     expect((await files()).length).toBe(1); // the orphan is gone; the referenced file stays
     await log.close();
+  });
+
+  it('bounds the bytes of cold values read at once: later reads wait, in order', async () => {
+    const budget = new ReadBudget(100);
+    const order: string[] = [];
+    const take = async (name: string, bytes: number): Promise<() => void> => {
+      const release = await budget.acquire(bytes);
+      order.push(name);
+      return release;
+    };
+    const a = await take('a', 60);
+    const b = take('b', 60);
+    const c = take('c', 10); // fits, but waits behind b: no overtaking
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual(['a']);
+    expect(budget.queued).toBe(2);
+    a();
+    const [releaseB, releaseC] = await Promise.all([b, c]);
+    expect(order).toEqual(['a', 'b', 'c']);
+    const huge = take('huge', 500); // more than the budget: waits for everything else, then goes alone
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual(['a', 'b', 'c']);
+    releaseB();
+    releaseC();
+    (await huge)();
+    expect(order).toEqual(['a', 'b', 'c', 'huge']);
   });
 
   it('reports a damaged value when it is read, and refuses to load a tablet whose value file is missing', async () => {

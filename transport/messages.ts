@@ -209,6 +209,11 @@ const FIELD_LISTS = Object.fromEntries(Object.entries(REQUEST_FIELDS).map(([t, f
 /** Longest row or column name, in UTF-16 code units. */
 export const MAX_NAME_LENGTH = 4096;
 export const MAX_SCAN_LIMIT = 1000;
+/**
+ * A scan page stops once its values pass this many bytes (it holds at least one cell): a page of 1000
+ * drive chunks would be 1 GiB, read from disk for one reply and far beyond any message limit.
+ */
+export const MAX_SCAN_BYTES = 4 << 20;
 
 function isBytes(v: unknown): v is Uint8Array {
   return v instanceof Uint8Array;

@@ -5,7 +5,7 @@
 // replies can carry it, and the tablet actor reads its bytes before answering; a CPUT compares
 // bytes, so the actor warms a cold cell before deciding one.
 import { ATTACH_BYTES } from '../../transport/codec.js';
-import type { Cell, Cursor, DataRequest, Reply } from '../../transport/messages.js';
+import { MAX_SCAN_BYTES, type Cell, type Cursor, type DataRequest, type Reply } from '../../transport/messages.js';
 import { ColdValue, type CellValue, type LogRecord } from './wal.js';
 
 export interface Decision {
@@ -69,10 +69,6 @@ export class TabletState {
     const v = this.cell(row, col);
     if (v instanceof ColdValue) throw new Error(`tablet ${this.id}: ${row}/${col} is cold`);
     return v;
-  }
-
-  isCold(row: string, col: string): boolean {
-    return this.cell(row, col) instanceof ColdValue;
   }
 
   /**
@@ -182,7 +178,10 @@ export class TabletState {
     return this.sorted;
   }
 
-  /** A page of cells strictly after `after`, and the cursor of the next page (null at the end). */
+  /**
+   * A page of cells strictly after `after`, and the cursor of the next page (null at the end): at most
+   * `limit` cells, and no more once their values pass MAX_SCAN_BYTES (at least one cell).
+   */
   scan(after: Cursor | null, limit: number): Reply {
     const all = this.sortedCells();
     let lo = 0;
@@ -195,10 +194,16 @@ export class TabletState {
         else hi = mid;
       }
     }
-    const page = all.slice(lo, lo + Math.max(1, limit));
-    const cells: Cell[] = page.map(([r, c]) => [r, c, this.cell(r, c) as Uint8Array]); // cold ones are read by the actor
-    const last = page[page.length - 1];
-    const next = lo + page.length < all.length && last ? last : null;
+    const cells: Cell[] = [];
+    let bytes = 0;
+    for (let i = lo; i < all.length && cells.length < Math.max(1, limit) && (cells.length === 0 || bytes < MAX_SCAN_BYTES); i++) {
+      const [r, c] = all[i]!;
+      const v = this.cell(r, c)!;
+      bytes += v.length;
+      cells.push([r, c, v as Uint8Array]); // cold ones are read by the actor
+    }
+    const last = cells[cells.length - 1];
+    const next = lo + cells.length < all.length && last ? ([last[0], last[1]] as Cursor) : null;
     return { t: 'scan', cells, next };
   }
 }

@@ -3,13 +3,12 @@
 // the master, "durable up to n" notices from the log, configuration and lease updates, ticks. It
 // carries out the core's effects: log appends (group-committed), snapshot installs, replies, and
 // messages to peer tablets and the master.
-import { errorReply, type CatchupRep, type CatchupReq, type DataRequest, type DropReq, type InSyncReq, type PositionReq, type Reply, type ReplAckRep, type ReplReq } from '../../transport/messages.js';
+import { errorReply, type CatchupRep, type CputReq, type CatchupReq, type DataRequest, type DropReq, type InSyncReq, type PositionReq, type Reply, type ReplAckRep, type ReplReq } from '../../transport/messages.js';
 import type { Respond } from '../../transport/rpc.js';
 import { Actor } from '../actor.js';
 import { monoNow } from '../clock.js';
 import { ReplicaCore, type CoreOptions, type Effect, type Input, type TabletConfig } from './replica-core.js';
 import { TabletState } from './tablet-state.js';
-import { VALUE_FILE_BYTES } from './value-files.js';
 import { ColdValue, type CellValue } from './wal.js';
 import type { Recovered, TabletLog, WorkerLog } from './worker-log.js';
 
@@ -171,7 +170,10 @@ export class TabletActor extends Actor<TabletMsg> {
     }
     switch (msg.kind) {
       case 'request':
-        if (msg.req.t === 'cput' && core.tablet.isCold(msg.req.row, msg.req.col)) return this.warmThenFeed(msg.req, msg.respond);
+        if (msg.req.t === 'cput') {
+          const cold = core.tablet.cell(msg.req.row, msg.req.col);
+          if (cold instanceof ColdValue) return this.warmThenFeed(cold, msg.req, msg.respond);
+        }
         return this.feed(this.inputFor(msg.req, msg.respond));
       case 'repl_ack':
         return this.feed({ kind: 'repl_ack', from: msg.from, rep: msg.rep });
@@ -290,22 +292,17 @@ export class TabletActor extends Actor<TabletMsg> {
    * A CPUT compares bytes: a cold cell is read back into memory first (the mailbox waits meanwhile, so
    * no request overtakes it), then the request is decided as usual.
    */
-  private async warmThenFeed(req: TabletRequest, respond: Respond): Promise<void> {
+  private async warmThenFeed(cold: ColdValue, req: CputReq, respond: Respond): Promise<void> {
     const core = this.core!;
-    if (req.t !== 'cput') return this.feed(this.inputFor(req, respond));
-    const cold = core.tablet.cell(req.row, req.col);
-    if (cold instanceof ColdValue) {
-      let bytes: Uint8Array;
-      try {
-        [bytes] = (await this.workerLog.readCold(this.id, [cold])) as [Uint8Array];
-      } catch (e) {
-        this.env.log('error', `tablet ${this.id}: cannot read ${req.row}/${req.col} from its value file: ${(e as Error).message}`);
-        respond(errorReply('internal', `tablet ${this.id}: cannot read the current value: ${(e as Error).message}`));
-        return;
-      }
-      if (this.core !== core || this.phase !== 'serving') return respond(errorReply('unavailable', `tablet ${this.id} is ${this.phase}`));
-      core.tablet.warm(req.row, req.col, cold, bytes);
+    let bytes: Uint8Array;
+    try {
+      [bytes] = (await this.workerLog.readCold(this.id, [cold])) as [Uint8Array];
+    } catch (e) {
+      this.env.log('error', `tablet ${this.id}: cannot read ${req.row}/${req.col} from its value file: ${(e as Error).message}`);
+      return respond(errorReply('internal', `tablet ${this.id}: cannot read the current value: ${(e as Error).message}`));
     }
+    if (this.core !== core || this.phase !== 'serving') return respond(errorReply('unavailable', `tablet ${this.id} is ${this.phase}`));
+    core.tablet.warm(req.row, req.col, cold, bytes);
     return this.feed(this.inputFor(req, respond));
   }
 
@@ -336,7 +333,6 @@ export class TabletActor extends Actor<TabletMsg> {
   private coolAfterCheckpoint(state: TabletState, cells: Iterable<[string, string, CellValue]>): void {
     if (this.core?.tablet !== state) return; // replaced by a snapshot meanwhile
     for (const [row, col, v] of cells) {
-      if (v instanceof Uint8Array && v.length < VALUE_FILE_BYTES) continue;
       const cold = this.workerLog.coldOf(this.id, v); // bytes now durable, or a cold value moved by compaction
       if (cold) state.cool(row, col, v, cold);
     }

@@ -26,6 +26,7 @@
  *   past a file's end, does not load.
  * - A file is not deleted while a read of it is in progress (pins), and a cold value copied out of a
  *   compacted file is read from where it went (`moved`) until its cell points there.
+ * - At most a ReadBudget of cold bytes (64 MiB per worker) is read at once; later reads wait in order.
  */
 import { crc32 } from 'node:zlib';
 import { mkdir, open, readdir, stat, type FileHandle } from 'node:fs/promises';
@@ -45,6 +46,42 @@ export function valueFileName(no: number): string {
   return `values-${String(no).padStart(6, '0')}.dat`;
 }
 
+/**
+ * Bytes of cold values being read at once, shared by a worker's tablets: a read beyond it waits for
+ * earlier ones (in order). Without it, thousands of GETs of cold 1 MiB chunks in flight (a client may
+ * have 4096) each allocated their own buffer at once; hot values had been shared by every reply.
+ */
+export class ReadBudget {
+  private inUse = 0;
+  private readonly waiting: Array<{ n: number; go: () => void }> = [];
+  constructor(readonly limit: number) {}
+
+  /** Waits until `bytes` (at most the whole budget) may be read; returns the release. */
+  async acquire(bytes: number): Promise<() => void> {
+    const n = Math.min(bytes, this.limit);
+    if (this.waiting.length > 0 || this.inUse + n > this.limit) await new Promise<void>((go) => this.waiting.push({ n, go }));
+    else this.inUse += n;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.inUse -= n;
+      while (this.waiting.length > 0 && this.inUse + this.waiting[0]!.n <= this.limit) {
+        const w = this.waiting.shift()!;
+        this.inUse += w.n;
+        w.go();
+      }
+    };
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+}
+
+/** The default ReadBudget of a worker. */
+export const COLD_READ_BYTES = 64 << 20;
+
 interface ActiveFile {
   no: number;
   fh: FileHandle;
@@ -62,6 +99,8 @@ export class ValueFiles implements CheckpointValues {
   private readonly sizes: Map<number, number>;
   /** Bytes of each file that the last checkpoint written (or read) references. */
   private live = new Map<number, number>();
+  /** The same, for the checkpoint being written (refFor counts into it). */
+  private tally = new Map<number, number>();
   /** Files whose live values the checkpoint in progress copies to the active file. */
   private compacting = new Set<number>();
   /** Reads in progress, by file. */
@@ -76,12 +115,13 @@ export class ValueFiles implements CheckpointValues {
     readonly dir: string,
     sizes: Map<number, number>,
     private readonly rotateBytes: number,
+    private readonly budget: ReadBudget,
   ) {
     this.sizes = sizes;
     this.nextNo = Math.max(0, ...sizes.keys()) + 1;
   }
 
-  static async open(dir: string, rotateBytes = VALUE_FILE_ROTATE_BYTES): Promise<ValueFiles> {
+  static async open(dir: string, rotateBytes = VALUE_FILE_ROTATE_BYTES, budget = new ReadBudget(COLD_READ_BYTES)): Promise<ValueFiles> {
     const sizes = new Map<number, number>();
     let names: string[] = [];
     try {
@@ -93,7 +133,7 @@ export class ValueFiles implements CheckpointValues {
       const m = FILE_RE.exec(name);
       if (m) sizes.set(Number(m[1]), (await stat(path.join(dir, name))).size);
     }
-    return new ValueFiles(dir, sizes, rotateBytes);
+    return new ValueFiles(dir, sizes, rotateBytes, budget);
   }
 
   /** Bytes in value files (for reports and tests). */
@@ -103,12 +143,9 @@ export class ValueFiles implements CheckpointValues {
     return n;
   }
 
-  get fileCount(): number {
-    return this.sizes.size;
-  }
-
   /** A checkpoint starts: sparse files (mostly dead values) will have their live values copied. */
   beginCheckpoint(): void {
+    this.tally = new Map();
     this.compacting = new Set();
     for (const [no, size] of this.sizes) {
       if (no === this.active?.no) continue;
@@ -121,18 +158,22 @@ export class ValueFiles implements CheckpointValues {
    * active file (a cold value in a file being compacted is read and written again).
    */
   async refFor(cell: CellValue): Promise<ValueRef> {
-    let value: Uint8Array;
+    const ref = await this.placeOf(cell);
+    this.tally.set(ref[0], (this.tally.get(ref[0]) ?? 0) + ref[2]);
+    return ref;
+  }
+
+  private async placeOf(cell: CellValue): Promise<ValueRef> {
     if (cell instanceof ColdValue) {
       const now = this.moved.get(cell) ?? cell.ref;
-      if (this.sizes.has(now[0]) && !this.compacting.has(now[0])) return now;
-      value = (await this.readAll([now]))[0]!;
-      const ref = await this.refFor(value);
+      if (this.usable(now)) return now;
+      const ref = await this.placeOf((await this.readAll([now]))[0]!);
       this.moved.set(cell, ref); // the tablet's cell is pointed there after the checkpoint (coldOf)
       return ref;
     }
-    value = cell;
+    const value = cell;
     const known = this.refs.get(value);
-    if (known && this.sizes.has(known[0]) && !this.compacting.has(known[0])) return known;
+    if (known && this.usable(known)) return known;
     const file = await this.activeFile(value.length);
     const ref: ValueRef = [file.no, file.size, value.length, crc32(value)];
     // At an explicit position: a write that failed halfway must not shift where the next value goes.
@@ -166,8 +207,13 @@ export class ValueFiles implements CheckpointValues {
     return this.active;
   }
 
+  /** The file of `ref` exists and is not being compacted: a checkpoint may reference it as it is. */
+  private usable(ref: ValueRef): boolean {
+    return this.sizes.has(ref[0]) && !this.compacting.has(ref[0]);
+  }
+
   /** Throws unless `ref` lies inside an existing value file. */
-  check(ref: ValueRef): void {
+  private check(ref: ValueRef): void {
     const [no, offset, length] = ref;
     const file = path.join(this.dir, valueFileName(no));
     const size = this.sizes.get(no);
@@ -197,11 +243,12 @@ export class ValueFiles implements CheckpointValues {
   }
 
   /**
-   * The checkpoint now on disk references `used` (bytes per file) and nothing else: the other files
-   * are deleted, except the active one.
+   * The checkpoint now on disk references what refFor returned since beginCheckpoint, and nothing else:
+   * the other files are deleted, except the active one.
    */
-  async collect(used: Map<number, number>): Promise<void> {
-    this.live = new Map(used);
+  async collect(): Promise<void> {
+    const used = this.tally;
+    this.live = used;
     this.compacting = new Set();
     let deleted = false;
     for (const no of [...this.sizes.keys()]) {
@@ -215,9 +262,14 @@ export class ValueFiles implements CheckpointValues {
     if (deleted) await syncDir(this.dir);
   }
 
-  /** The checkpoint just read references `used`: the base for the next compaction decision. */
-  noteLive(used: Map<number, number>): void {
-    this.live = new Map(used);
+  /** The checkpoint just read references `refs`: each must lie in an existing file; the base for the next compaction decision. */
+  loaded(refs: ValueRef[]): void {
+    const live = new Map<number, number>();
+    for (const ref of refs) {
+      this.check(ref);
+      live.set(ref[0], (live.get(ref[0]) ?? 0) + ref[2]);
+    }
+    this.live = live;
   }
 
   /**
@@ -232,12 +284,15 @@ export class ValueFiles implements CheckpointValues {
    * Reads referenced values (in file order, each file opened once), checking each; a damaged or missing
    * file is a hard error. The result is in the order of `refs`.
    */
-  async readAll(refs: ValueRef[]): Promise<Uint8Array[]> {
+  private async readAll(refs: ValueRef[]): Promise<Uint8Array[]> {
     // Pinned before the first await: no checkpoint deletes these files meanwhile.
     for (const [no] of refs) this.pins.set(no, (this.pins.get(no) ?? 0) + 1);
+    let release: (() => void) | null = null;
     try {
+      release = await this.budget.acquire(refs.reduce((n, r) => n + r[2], 0));
       return await this.readPinned(refs);
     } finally {
+      release?.();
       for (const [no] of refs) {
         const n = (this.pins.get(no) ?? 1) - 1;
         if (n > 0) this.pins.set(no, n);

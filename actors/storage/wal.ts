@@ -379,19 +379,16 @@ export function isValueRef(x: unknown): x is ValueRef {
 export interface CheckpointValues {
   /** Values at least this big are kept there. */
   readonly minBytes: number;
+  /** A checkpoint is being written: the references it writes are counted from here. */
   beginCheckpoint(): void;
   /** The reference to write for a value: where it lies already, or where it is appended now. */
   refFor(value: CellValue): Promise<ValueRef>;
-  /** Throws unless `ref` lies inside an existing value file. */
-  check(ref: ValueRef): void;
   /** Makes the values appended durable; before the checkpoint referencing them is renamed into place. */
   sync(): Promise<void>;
-  /** After the checkpoint is durable: it references `used` (bytes per file), nothing else. */
-  collect(used: Map<number, number>): Promise<void>;
-  /** A checkpoint read references `used`. */
-  noteLive(used: Map<number, number>): void;
-  /** The values `refs` point to, in that order; damage is a hard error. */
-  readAll(refs: ValueRef[]): Promise<Uint8Array[]>;
+  /** After the checkpoint is durable: it references what refFor returned since beginCheckpoint, nothing else. */
+  collect(): Promise<void>;
+  /** A checkpoint read references `refs`; throws unless each lies inside an existing value file. */
+  loaded(refs: ValueRef[]): void;
 }
 
 /**
@@ -408,7 +405,6 @@ export async function writeCheckpointFile(
   maxPayload: number,
   values?: CheckpointValues,
 ): Promise<void> {
-  const used = new Map<number, number>();
   values?.beginCheckpoint();
   const tmp = path.join(dir, CHECKPOINT_TMP);
   const fh = await open(tmp, 'w');
@@ -425,7 +421,6 @@ export async function writeCheckpointFile(
       let frame: LogFrame;
       if (values && (value instanceof ColdValue || value.length >= values.minBytes)) {
         const ref = await values.refFor(value);
-        used.set(ref[0], (used.get(ref[0]) ?? 0) + ref[2]);
         const f = frameOf(seq, cborEncoder.encode([epoch, KIND_VALUE_REF, row, col, ref]));
         frame = { parts: [f], bytes: f.length };
       } else {
@@ -447,7 +442,7 @@ export async function writeCheckpointFile(
     throw e;
   }
   await syncDir(dir);
-  await values?.collect(used);
+  await values?.collect();
 }
 
 /**
@@ -469,7 +464,7 @@ export async function readCheckpointFile(dir: string, maxPayload: number, values
     let header: CheckpointHeader | undefined;
     let footerCount: number | undefined;
     const cells: Array<[string, string, CellValue]> = [];
-    const used = new Map<number, number>();
+    const refs: ValueRef[] = [];
     const scan = await scanFile(fh, size, { expectFirstLsn: 0, maxPayload }, (seq, payload) => {
       if (footerCount !== undefined) throw new Error('frame after the footer');
       const decoded: unknown = cborDecoder.decode(payload);
@@ -478,9 +473,7 @@ export async function readCheckpointFile(dir: string, maxPayload: number, values
       else if (Array.isArray(decoded) && decoded[1] === KIND_VALUE_REF) {
         const [, , row, col, ref] = decoded as unknown[];
         if (typeof row !== 'string' || typeof col !== 'string' || !isValueRef(ref)) throw new Error(`bad value reference in cell ${seq}`);
-        if (!values) throw new Error('it references value files, and none were given');
-        values.check(ref);
-        used.set(ref[0], (used.get(ref[0]) ?? 0) + ref[2]);
+        refs.push(ref);
         cells.push([row, col, new ColdValue(ref)]);
       } else cells.push(cellFromRecord(recordFromPayload(seq, decoded)));
     });
@@ -488,7 +481,8 @@ export async function readCheckpointFile(dir: string, maxPayload: number, values
     if (!header) throw new Error('empty file');
     if (footerCount === undefined) throw new Error('missing footer (incomplete file)');
     if (footerCount !== cells.length) throw new Error(`footer says ${footerCount} cells, found ${cells.length}`);
-    values?.noteLive(used);
+    if (refs.length > 0 && !values) throw new Error('it references value files, and none were given');
+    values?.loaded(refs);
     return { ...header, cells };
   } catch (e) {
     throw new Error(`corrupt checkpoint ${file}: ${errorMessage(e)}`, { cause: e });

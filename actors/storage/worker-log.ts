@@ -37,7 +37,7 @@
  *   active segment can have such a tail: a recycled segment is cut to its length when the log moves
  *   on to the next one, and at close).
  */
-import { ValueFiles } from './value-files.js';
+import { COLD_READ_BYTES, ReadBudget, ValueFiles } from './value-files.js';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -151,6 +151,8 @@ export class WorkerLog {
   private readonly checkpointing = new Map<number, { firstAfter: number | null; bytesAfter: number }>();
   /** Each tablet's value files (its checkpoints' big values), opened on first use. */
   private readonly valueFiles = new Map<number, ValueFiles>();
+  /** Cold values being read at once, all tablets together. */
+  private readonly coldReads = new ReadBudget(COLD_READ_BYTES);
   /** Records found at start-up for tablets not loaded since, and why some tablets need repair. */
   private readonly backlog = new Map<number, LogRecord[]>();
   private readonly damaged = new Map<number, string>();
@@ -382,7 +384,7 @@ export class WorkerLog {
   private async valuesOf(tablet: number): Promise<ValueFiles> {
     let v = this.valueFiles.get(tablet);
     if (!v) {
-      v = await ValueFiles.open(tabletDir(this.opts.dataDir, tablet), this.opts.valueFileBytes);
+      v = await ValueFiles.open(tabletDir(this.opts.dataDir, tablet), this.opts.valueFileBytes, this.coldReads);
       this.valueFiles.set(tablet, v);
     }
     return v;
