@@ -12,8 +12,9 @@
  * loads with its big values cold; replies that carry them are completed by reading (tablet.ts).
  *
  * Invariants:
- * - A reference reaches a checkpoint only once its bytes are durable: the value files appended to are
- *   fdatasynced (and the directory, after a new file) before the checkpoint is renamed into place.
+ * - A reference reaches a checkpoint only once its bytes are durable: values are appended O_DSYNC
+ *   (block-writer.ts: O_DIRECT, past the page cache), and the directory is synced after a new file,
+ *   before the checkpoint is renamed into place.
  * - A value file is deleted only when the checkpoint on disk references nothing in it: after a
  *   checkpoint is renamed and synced, every file it does not reference is deleted, except the one
  *   being appended to.
@@ -28,6 +29,7 @@
  *   compacted file is read from where it went (`moved`) until its cell points there.
  * - At most a ReadBudget of cold bytes (64 MiB per worker) is read at once; later reads wait in order.
  */
+import { BlockWriter } from './block-writer.js';
 import { crc32 } from 'node:zlib';
 import { mkdir, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -84,8 +86,7 @@ export const COLD_READ_BYTES = 64 << 20;
 
 interface ActiveFile {
   no: number;
-  fh: FileHandle;
-  size: number;
+  writer: BlockWriter;
 }
 
 /** One tablet's value files. One checkpoint or load at a time (the worker log ensures it); reads any time. */
@@ -106,8 +107,8 @@ export class ValueFiles implements CheckpointValues {
   /** Reads in progress, by file. */
   private readonly pins = new Map<number, number>();
   private active: ActiveFile | null = null;
-  /** Appended to since the last sync; `created`: a file was created (the directory needs a sync too). */
-  private dirty: FileHandle[] = [];
+  /** Appended to since the last sync (closed then unless active); `created`: a file was created (the directory needs a sync). */
+  private dirty: BlockWriter[] = [];
   private created = false;
   private nextNo: number;
 
@@ -175,34 +176,28 @@ export class ValueFiles implements CheckpointValues {
     const known = this.refs.get(value);
     if (known && this.usable(known)) return known;
     const file = await this.activeFile(value.length);
-    const ref: ValueRef = [file.no, file.size, value.length, crc32(value)];
-    // At an explicit position: a write that failed halfway must not shift where the next value goes.
-    let done = 0;
-    while (done < value.length) {
-      const { bytesWritten } = await file.fh.write(value, done, value.length - done, file.size + done);
-      done += bytesWritten;
-    }
-    file.size += value.length;
-    this.sizes.set(file.no, file.size);
+    const ref: ValueRef = [file.no, file.writer.length, value.length, crc32(value)];
+    await file.writer.append([value], value.length); // durable when it returns
+    this.sizes.set(file.no, file.writer.length);
     this.refs.set(value, ref);
     return ref;
   }
 
   private async activeFile(adding: number): Promise<ActiveFile> {
-    if (this.active && this.active.size > 0 && this.active.size + adding > this.rotateBytes) {
+    if (this.active && this.active.writer.length > 0 && this.active.writer.length + adding > this.rotateBytes) {
       // Kept open until the next sync: its last values are not durable yet.
       this.active = null;
     }
     if (!this.active) {
       const no = this.nextNo++;
       await mkdir(this.dir, { recursive: true });
-      const fh = await open(path.join(this.dir, valueFileName(no)), 'wx');
-      this.active = { no, fh, size: 0 };
+      const writer = await BlockWriter.open(path.join(this.dir, valueFileName(no)), 'new');
+      this.active = { no, writer };
       this.sizes.set(no, 0);
       this.created = true;
-      this.dirty.push(fh);
-    } else if (!this.dirty.includes(this.active.fh)) {
-      this.dirty.push(this.active.fh);
+      this.dirty.push(writer);
+    } else if (!this.dirty.includes(this.active.writer)) {
+      this.dirty.push(this.active.writer);
     }
     return this.active;
   }
@@ -233,10 +228,8 @@ export class ValueFiles implements CheckpointValues {
 
   /** Makes every value appended so far durable (before a checkpoint referencing them is renamed into place). */
   async sync(): Promise<void> {
-    for (const fh of this.dirty) {
-      await fh.datasync();
-      if (fh !== this.active?.fh) await fh.close();
-    }
+    // Each append was durable when it returned: files left behind by a rotation lose their padding and close.
+    for (const w of this.dirty) if (w !== this.active?.writer) await cutAndClose(w);
     this.dirty = [];
     if (this.created) await syncDir(this.dir);
     this.created = false;
@@ -331,9 +324,18 @@ export class ValueFiles implements CheckpointValues {
 
   /** Closes the open files (nothing appended and unsynced is referenced by any checkpoint). */
   async close(): Promise<void> {
-    const open = new Set([...this.dirty, ...(this.active ? [this.active.fh] : [])]);
+    const open = new Set([...this.dirty, ...(this.active ? [this.active.writer] : [])]);
     this.dirty = [];
     this.active = null;
-    for (const fh of open) await fh.close().catch(() => undefined);
+    for (const w of open) await cutAndClose(w).catch(() => undefined);
+  }
+}
+
+/** Closes a value file cut to its values (without the zero padding of its last block). */
+async function cutAndClose(w: BlockWriter): Promise<void> {
+  try {
+    await w.cut();
+  } finally {
+    await w.close();
   }
 }

@@ -176,7 +176,12 @@ export interface ScanResult {
   validBytes: number;
   lastLsn?: number;
   problem?: string;
+  /** The frames end in zero padding (block-writer.ts) and the file holds more bytes after it. */
+  moreAfterPadding?: boolean;
 }
+
+/** The padding unit of block-written files (block-writer.ts BLOCK). */
+const PAD_BLOCK = 4096;
 
 /** Reads exactly `length` bytes at `position` (into a buffer of its own when 4 KiB or more). */
 export async function readExactly(fh: FileHandle, position: number, length: number): Promise<Buffer> {
@@ -188,6 +193,15 @@ export async function readExactly(fh: FileHandle, position: number, length: numb
     got += bytesRead;
   }
   return buf;
+}
+
+/** Bytes [from, to) of the file are all zero (`buf` holds the file from `bufStart` on, maybe not up to `to`). */
+async function allZero(fh: FileHandle, buf: Buffer, bufStart: number, from: number, to: number): Promise<boolean> {
+  const inBuf = Math.min(to, bufStart + buf.length);
+  for (let i = from - bufStart; i < inBuf - bufStart; i++) if (buf[i] !== 0) return false;
+  if (inBuf >= to) return true;
+  const rest = await readExactly(fh, inBuf, to - inBuf);
+  return rest.every((b) => b === 0);
 }
 
 /**
@@ -220,7 +234,12 @@ export async function scanFile(
       continue;
     }
     const at = bufStart + pos;
-    if (!f.ok) return { validBytes: at, lastLsn, problem: describeFault(f, at) };
+    if (!f.ok) {
+      // Zeros from inside a block to its end: the padding a block-written file ends in, not damage.
+      const padEnd = Math.min(size, Math.ceil(at / PAD_BLOCK) * PAD_BLOCK);
+      if (at % PAD_BLOCK !== 0 && (await allZero(fh, buf, bufStart, at, padEnd))) return { validBytes: at, lastLsn, moreAfterPadding: size > padEnd };
+      return { validBytes: at, lastLsn, problem: describeFault(f, at) };
+    }
     try {
       onFrame(f.lsn, f.payload, f.end - pos);
     } catch (e) {
