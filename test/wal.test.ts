@@ -7,7 +7,7 @@ import { Encoder } from 'cbor-x';
 import { BIG_VALUE_BYTES, decodeFrames, decodeLogPayload, encodeFrame, encodeLogFrame, encodeLogFrameParts, FRAME_HEADER_BYTES, frameOf, framePartsWithValue, type LogRecord } from '../actors/storage/wal.js';
 import { logDir, tabletDir, WorkerLog, type TabletLog, type WorkerLogOptions } from '../actors/storage/worker-log.js';
 import { ReadBudget, VALUE_FILE_BYTES, ValueFiles } from '../actors/storage/value-files.js';
-import { ColdValue, type CellValue } from '../actors/storage/wal.js';
+import { ColdValue, type CellValue, type LoggedRecord } from '../actors/storage/wal.js';
 
 const MAX = 32 << 20;
 
@@ -26,12 +26,13 @@ function rec(i: number, epoch = 1): LogRecord {
 }
 
 /** Makes records comparable: values become a length + digest of their bytes. */
-function norm(r: LogRecord) {
+function norm(r: LoggedRecord) {
   if (r.value === undefined) return r;
+  if (r.value instanceof ColdValue) return { ...r, value: `cold ${r.value.length}` };
   return { ...r, value: `${r.value.length}:${createHash('sha256').update(r.value).digest('hex')}` };
 }
 
-function expectRecords(got: LogRecord[], want: LogRecord[]) {
+function expectRecords(got: LoggedRecord[], want: LoggedRecord[]) {
   expect(got.length).toBe(want.length);
   expect(got.map(norm)).toEqual(want.map(norm));
 }
@@ -48,6 +49,13 @@ function options(extra: Partial<WorkerLogOptions> = {}): WorkerLogOptions {
 async function resolved(log: WorkerLog, tablet: number, cells: Array<[string, string, CellValue]>): Promise<Array<[string, string, Uint8Array]>> {
   const out: Array<[string, string, Uint8Array]> = [];
   for (const [row, col, v] of cells) out.push([row, col, v instanceof ColdValue ? (await log.readCold(tablet, [v]))[0]! : v]);
+  return out;
+}
+
+/** Records with their cold values (those the log wrote to value files) read back. */
+async function resolvedRecords(log: WorkerLog, tablet: number, records: LoggedRecord[]): Promise<LogRecord[]> {
+  const out: LogRecord[] = [];
+  for (const r of records) out.push(r.value instanceof ColdValue ? { ...r, value: (await log.readCold(tablet, [r.value]))[0]! } : (r as LogRecord));
   return out;
 }
 
@@ -167,7 +175,7 @@ describe('worker-log frames', () => {
       expect(joined.equals(frameOf(2 ** 33 + 5, cbor.encode([7, 9, 3, 1, 'röw', 'c', value])))).toBe(true);
       const back = decodeLogPayload(joined.subarray(FRAME_HEADER_BYTES));
       expect(back.tablet).toBe(7);
-      expect(Buffer.from(back.rec.value!).equals(value)).toBe(true);
+      expect(Buffer.from(back.rec.value as Uint8Array).equals(value)).toBe(true);
       // A checkpoint cell's frame, the same way.
       const cell = framePartsWithValue(12, [3, 1, 'röw', 'c'], value);
       expect(Buffer.concat(cell.parts).equals(encodeFrame({ lsn: 12, epoch: 3, kind: 'put', row: 'röw', col: 'c', value }))).toBe(true);
@@ -176,7 +184,7 @@ describe('worker-log frames', () => {
 });
 
 describe('WorkerLog', () => {
-  it('recovers big and small values appended together (written as writev pieces)', async () => {
+  it('recovers big and small values appended together (values of 64 KiB and more come back cold, from value files)', async () => {
     const { log, tablets } = await openAll([1, 2]);
     const want: LogRecord[][] = [[], []];
     const waits: Array<Promise<void>> = [];
@@ -192,8 +200,10 @@ describe('WorkerLog', () => {
     await log.close();
     const again = await openAll([1, 2]);
     for (const k of [0, 1]) {
-      expect(again.tablets[k]!.recovered.problems).toEqual([]);
-      expectRecords(again.tablets[k]!.recovered.records, want[k]!);
+      const got = again.tablets[k]!.recovered;
+      expect(got.problems).toEqual([]);
+      expect(got.records.filter((r) => r.value instanceof ColdValue).length).toBe(want[k]!.filter((r) => r.value!.length >= VALUE_FILE_BYTES).length);
+      expectRecords(await resolvedRecords(again.log, k + 1, got.records), want[k]!);
     }
     await again.log.close();
   });
@@ -335,6 +345,75 @@ describe('WorkerLog', () => {
     await again.log.close();
   });
 
+  it('writes an appended big value once: to a value file before its record, and a checkpoint of its cell references it there', async () => {
+    const opts = { valueFileBytes: 2 * VALUE_FILE_BYTES + 100 }; // two values per file: three files
+    const { log, tablets } = await openAll([1], opts);
+    const t = tablets[0]!.log;
+    const big = (i: number): Buffer => Buffer.alloc(VALUE_FILE_BYTES + i, i + 1);
+    const recs: LogRecord[] = [1, 2, 3, 4, 5].map((i) => ({ lsn: i, epoch: 1, kind: 'put', row: `chunk${i}`, col: 'c', value: big(i) }));
+    for (const r of recs) t.append(r);
+    await t.whenDurable(5);
+    const values = recs.reduce((n, r) => n + r.value!.length, 0);
+    expect(await log.valueFileBytes(1)).toBe(values);
+    expect(log.bytes).toBeLessThan(2000); // the log holds references
+    // The checkpoints get the cells holding the very values appended: they append and copy nothing
+    // (files the log appended to are not taken for dead ones and compacted).
+    const files = async (): Promise<string[]> => (await readdir(tabletDir(dir, 1))).filter((n) => n.startsWith('values-')).sort();
+    const before = await files();
+    expect(before.length).toBe(3);
+    const cells = recs.map((r): [string, string, Uint8Array] => [r.row, r.col, r.value!]);
+    await t.checkpoint(5, 1, cells);
+    await t.checkpoint(5, 1, cells);
+    expect(await log.valueFileBytes(1)).toBe(values);
+    expect(await files()).toEqual(before); // the same files: nothing was copied elsewhere
+    await log.close();
+    const again = await openAll([1], opts);
+    const r = again.tablets[0]!.recovered;
+    expect(r.problems).toEqual([]);
+    const back = await resolved(again.log, 1, r.cells);
+    expect(back.map(([row, , v]) => `${row}:${Buffer.from(v).equals(big(Number(row.slice(5))))}`)).toEqual([1, 2, 3, 4, 5].map((i) => `chunk${i}:true`));
+    await again.log.close();
+  });
+
+  it('keeps a value file that log records above a checkpoint mark reference, though the checkpoint does not', async () => {
+    const opts = { valueFileBytes: VALUE_FILE_BYTES + 1000 }; // one value per file
+    const { log, tablets } = await openAll([1], opts);
+    const t = tablets[0]!.log;
+    t.append(rec(1));
+    await t.whenDurable(1);
+    const value = (i: number): Buffer => Buffer.alloc(VALUE_FILE_BYTES, i);
+    const checkpoint = t.checkpoint(1, 1, [['row1', 'c1', Buffer.from('small')]]); // mark: seq 1
+    // Above the mark, two values in two files: the first is no longer the file being appended to.
+    const big: LogRecord[] = [2, 3].map((i) => ({ lsn: i, epoch: 1, kind: 'put', row: 'r', col: `c${i}`, value: value(i) }));
+    for (const r of big) t.append(r);
+    await t.whenDurable(3);
+    await checkpoint;
+    await log.close();
+    const again = await openAll([1], opts);
+    const r = again.tablets[0]!.recovered;
+    expect(r.problems).toEqual([]);
+    expectRecords(await resolvedRecords(again.log, 1, r.records), big);
+    await again.log.close();
+  });
+
+  it('drops, and reports, a log record whose value file is gone (damage: values are written before their records)', async () => {
+    const problems: string[] = [];
+    const { log, tablets } = await openAll([1], { onProblem: (m) => problems.push(m) });
+    const t = tablets[0]!.log;
+    t.append(rec(1));
+    t.append({ lsn: 2, epoch: 1, kind: 'put', row: 'r', col: 'big', value: Buffer.alloc(VALUE_FILE_BYTES, 7) });
+    t.append(rec(3));
+    await t.whenDurable(3);
+    await log.close();
+    for (const n of await readdir(tabletDir(dir, 1))) if (n.startsWith('values-')) await rm(path.join(tabletDir(dir, 1), n));
+    const again = await openAll([1], { onProblem: (m) => problems.push(m) });
+    const r = again.tablets[0]!.recovered;
+    expectRecords(r.records, [rec(1)]);
+    expect(r.problems.join('\n')).toMatch(/lsn 2: value file .* is missing; it and 1 later records dropped/);
+    expect(problems.join('\n')).toMatch(/is missing/);
+    await again.log.close();
+  });
+
   it('deletes value files no checkpoint references, and compacts files that hold mostly dead values', async () => {
     const fileBytes = 4 * VALUE_FILE_BYTES;
     const { log, tablets } = await openAll([1], { valueFileBytes: fileBytes });
@@ -400,7 +479,7 @@ describe('WorkerLog', () => {
     await first.log.close();
     // A checkpoint that crashed after appending its values, before its rename: a file nobody references.
     const orphan = await ValueFiles.open(tabletDir(dir, 1));
-    orphan.beginCheckpoint();
+    orphan.beginCheckpoint(0);
     await orphan.refFor(val(2));
     await orphan.close();
     const files = async (): Promise<string[]> => (await readdir(tabletDir(dir, 1))).filter((n) => n.startsWith('values-')).sort();
@@ -548,7 +627,11 @@ describe('WorkerLog', () => {
     const again = await openAll([1]);
     expect(again.tablets[0]!.recovered.problems).toEqual([]);
     expect(again.tablets[0]!.recovered.records.length).toBe(3);
-    expect(Buffer.from(again.tablets[0]!.recovered.records[1]!.value!).equals(big)).toBe(true);
+    // The value went to a value file before its record (which holds its reference): it comes back cold.
+    const cold = again.tablets[0]!.recovered.records[1]!.value;
+    expect(cold).toBeInstanceOf(ColdValue);
+    expect(Buffer.from((await again.log.readCold(1, [cold as ColdValue]))[0]!).equals(big)).toBe(true);
+    expect(again.log.bytes).toBeLessThan(64 << 10); // the log holds the reference, not the bytes
     await again.log.close();
   });
 

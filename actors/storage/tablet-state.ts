@@ -6,7 +6,7 @@
 // bytes, so the actor warms a cold cell before deciding one.
 import { ATTACH_BYTES } from '../../transport/codec.js';
 import { MAX_SCAN_BYTES, type Cell, type Cursor, type DataRequest, type Reply } from '../../transport/messages.js';
-import { ColdValue, type CellValue, type LogRecord } from './wal.js';
+import { ColdValue, type CellValue, type LogRecord, type LoggedRecord } from './wal.js';
 
 export interface Decision {
   reply: Reply;
@@ -127,8 +127,8 @@ export class TabletState {
     return rec;
   }
 
-  /** Applies a logged write. Records must come in lsn order without gaps. */
-  apply(rec: LogRecord): void {
+  /** Applies a logged write (a replayed one may hold its value cold). Records must come in lsn order without gaps. */
+  apply(rec: LogRecord | LoggedRecord): void {
     if (rec.lsn !== this.lsn + 1) throw new Error(`tablet ${this.id}: record lsn ${rec.lsn} does not follow ${this.lsn}`);
     if (rec.kind === 'put') this.putCell(rec.row, rec.col, rec.value ?? new Uint8Array(0));
     else this.deleteCell(rec.row, rec.col);

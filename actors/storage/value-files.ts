@@ -1,28 +1,37 @@
 /**
- * Big values of a tablet's checkpoints, written once, and read back when a reply needs them.
+ * Big values of a tablet, written once, and read back when a reply needs them.
  *
  * A checkpoint holds the whole tablet. With every value inline, each checkpoint rewrote every value the
  * tablet held: a drive tablet full of 1 MiB chunks was rewritten whole for every few new chunks, so the
  * cost of a checkpoint grew with the data stored, not with the data written (200 MB drive uploads
- * slowed from run to run, 141 -> 64 MB/s over three). Now a value of at least VALUE_FILE_BYTES goes,
- * the first time a checkpoint holds it, to the end of one of the tablet's value files
- * (`tablet-NNNN/values-NNNNNN.dat`, append only); the checkpoint cell holds a reference
- * [file, offset, length, crc32] instead, and later checkpoints write the reference again, not the bytes.
- * The tablet then holds the value cold (a ColdValue, wal.ts): the reference, not the bytes; a tablet
- * loads with its big values cold; replies that carry them are completed by reading (tablet.ts).
+ * slowed from run to run, 141 -> 64 MB/s over three). Now a value of at least VALUE_FILE_BYTES lives in
+ * one of the tablet's value files (`tablet-NNNN/values-NNNNNN.dat`, append only):
+ * - a put's value is written there by the worker log, before the log write holding its record, which
+ *   holds the reference [file, offset, length, crc32] instead of the bytes (reserve: the place is given
+ *   at append time, the bytes written by the next flushReserved);
+ * - a checkpoint cell holds the reference too: the value's own (a value written by the log, or by an
+ *   earlier checkpoint, is referenced where it lies), or a new one for a value not yet in a file.
+ * The tablet holds the value cold (a ColdValue, wal.ts) after a checkpoint: the reference, not the
+ * bytes; a tablet loads with its big values cold; replies that carry them are completed by reading
+ * (tablet.ts).
  *
  * Invariants:
- * - A reference reaches a checkpoint only once its bytes are durable: values are appended O_DSYNC
- *   (block-writer.ts: O_DIRECT, past the page cache), and the directory is synced after a new file,
- *   before the checkpoint is renamed into place.
- * - A value file is deleted only when the checkpoint on disk references nothing in it: after a
- *   checkpoint is renamed and synced, every file it does not reference is deleted, except the one
- *   being appended to.
+ * - A reference reaches the log or a checkpoint only once its bytes are durable: values are appended
+ *   O_DSYNC (block-writer.ts: O_DIRECT, past the page cache) and a new file's name is synced, before
+ *   the log write holding the record, or the checkpoint's rename. So a durable record whose value is
+ *   missing is damage (recovery drops it and what follows, and says so).
+ * - Values are written in the order their places were given (one write chain); a failed write fails
+ *   the files for good (later places would be wrong), and with them the worker log.
+ * - A value file is deleted only when nothing durable references it: after a checkpoint is renamed
+ *   and synced, every file it does not reference is deleted, except the one being appended to, files
+ *   with values not yet written, and files that log records above the checkpoint's mark reference
+ *   (they are replayed on top of it).
  * - Files are never appended to across processes: each ValueFiles starts a new file, so values written
  *   after a crash never follow a torn tail.
- * - Compaction: a file whose live bytes (those the last checkpoint referenced) are under half its size
- *   has its live values copied to the active file by the next checkpoint, and is then deleted: the
- *   files hold at most about twice the live bytes, plus the active file.
+ * - Compaction: a file whose live bytes (those the last checkpoint referenced, plus those appended
+ *   since, which no checkpoint has counted yet) are under half its size has its live values copied to
+ *   the active file by the next checkpoint, and is then deleted: the files hold at most about twice the
+ *   live bytes, plus the active file. Files that log records above the mark reference are not compacted.
  * - Every read checks the length and the crc. A checkpoint referencing a missing file, or a value
  *   past a file's end, does not load.
  * - A file is not deleted while a read of it is in progress (pins), and a cold value copied out of a
@@ -33,7 +42,7 @@ import { BlockWriter } from './block-writer.js';
 import { crc32 } from 'node:zlib';
 import { mkdir, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import { ColdValue, readExactly, syncDir, unlinkIfExists, type CellValue, type CheckpointValues, type ValueRef } from './wal.js';
+import { ColdValue, errorMessage, readExactly, syncDir, unlinkIfExists, type CellValue, type CheckpointValues, type ValueRef } from './wal.js';
 
 /** Values at least this big are kept in value files, not inside checkpoints. */
 export const VALUE_FILE_BYTES = 64 * 1024;
@@ -86,8 +95,21 @@ export const COLD_READ_BYTES = 64 << 20;
 
 interface ActiveFile {
   no: number;
-  writer: BlockWriter;
+  /** Opened by its first write (in the write chain). */
+  writer: BlockWriter | null;
+  /** Bytes reserved in it: where the next value goes. */
+  end: number;
 }
+
+/** A value given a place (reserve) and not yet written. */
+interface Reserved {
+  file: ActiveFile;
+  value: Uint8Array;
+  ref: ValueRef;
+}
+
+/** At most this many bytes of values per write. */
+const WRITE_BATCH_BYTES = 8 << 20;
 
 /** One tablet's value files. One checkpoint or load at a time (the worker log ensures it); reads any time. */
 export class ValueFiles implements CheckpointValues {
@@ -107,9 +129,21 @@ export class ValueFiles implements CheckpointValues {
   /** Reads in progress, by file. */
   private readonly pins = new Map<number, number>();
   private active: ActiveFile | null = null;
-  /** Appended to since the last sync (closed then unless active); `created`: a file was created (the directory needs a sync). */
-  private dirty: BlockWriter[] = [];
-  private created = false;
+  /** Files rotated away whose writers are still open (closed once their reserved values are written). */
+  private retired: ActiveFile[] = [];
+  /** Values reserved and not yet written, in reservation order. */
+  private pending: Reserved[] = [];
+  /** Writes happen one at a time, in this chain. */
+  private writeChain: Promise<void> = Promise.resolve();
+  private failure: Error | null = null;
+  /**
+   * Per file: bytes reserved since the checkpoint before last began; no checkpoint has counted them yet,
+   * so they may be live (without them, every file the log appended to would look dead and be copied).
+   */
+  private fresh = new Map<number, number>();
+  private freshAtBegin = new Map<number, number>();
+  /** Per file: the highest log seq of a record (appended by this process) that references it. */
+  private readonly logSeqs = new Map<number, number>();
   private nextNo: number;
 
   private constructor(
@@ -144,13 +178,91 @@ export class ValueFiles implements CheckpointValues {
     return n;
   }
 
-  /** A checkpoint starts: sparse files (mostly dead values) will have their live values copied. */
-  beginCheckpoint(): void {
+  /**
+   * A checkpoint with log mark `logMark` starts: sparse files (mostly dead values) will have their live
+   * values copied, unless a log record above the mark references them (it is replayed after the checkpoint).
+   */
+  beginCheckpoint(logMark: number): void {
     this.tally = new Map();
     this.compacting = new Set();
     for (const [no, size] of this.sizes) {
-      if (no === this.active?.no) continue;
-      if ((this.live.get(no) ?? 0) < size * COMPACT_BELOW) this.compacting.add(no);
+      if (no === this.active?.no || (this.logSeqs.get(no) ?? 0) > logMark) continue;
+      if ((this.live.get(no) ?? 0) + (this.fresh.get(no) ?? 0) < size * COMPACT_BELOW) this.compacting.add(no);
+    }
+    this.freshAtBegin = new Map(this.fresh);
+  }
+
+  /**
+   * Gives `value` its place at the end of the active file, now (the bytes are written by the next
+   * flushReserved). `logSeq`: the log record at that seq references it, so the file stays until a
+   * checkpoint's mark covers that record.
+   */
+  reserve(value: Uint8Array, logSeq?: number): ValueRef {
+    if (this.failure) throw this.failure;
+    let file = this.active;
+    if (file && file.end > 0 && file.end + value.length > this.rotateBytes) {
+      this.retired.push(file);
+      file = null;
+    }
+    if (!file) {
+      file = { no: this.nextNo++, writer: null, end: 0 };
+      this.active = file;
+    }
+    const ref: ValueRef = [file.no, file.end, value.length, crc32(value)];
+    file.end += value.length;
+    this.fresh.set(file.no, (this.fresh.get(file.no) ?? 0) + value.length);
+    this.pending.push({ file, value, ref });
+    if (logSeq !== undefined) this.logSeqs.set(file.no, Math.max(logSeq, this.logSeqs.get(file.no) ?? 0));
+    return ref;
+  }
+
+  /** True while values are reserved and not yet written. */
+  get hasPending(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /** Writes every value reserved so far, durably (with the name of a new file); resolves once they are on disk. */
+  flushReserved(): Promise<void> {
+    const run = this.writeChain.then(() => this.writePending());
+    this.writeChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writePending(): Promise<void> {
+    if (this.failure) throw this.failure;
+    const batch = this.pending.splice(0);
+    try {
+      for (let i = 0; i < batch.length; ) {
+        const file = batch[i]!.file;
+        const parts: Uint8Array[] = [];
+        let bytes = 0;
+        let j = i;
+        while (j < batch.length && batch[j]!.file === file && (j === i || bytes + batch[j]!.value.length <= WRITE_BATCH_BYTES)) {
+          parts.push(batch[j]!.value);
+          bytes += batch[j]!.value.length;
+          j++;
+        }
+        if (!file.writer) {
+          await mkdir(this.dir, { recursive: true });
+          file.writer = await BlockWriter.open(path.join(this.dir, valueFileName(file.no)), 'new');
+          await syncDir(this.dir); // its name is durable before any record or checkpoint references it
+        }
+        const at = batch[i]!.ref[1];
+        if (file.writer.length !== at) throw new Error(`value file ${file.no}: a write at byte ${file.writer.length}, reserved at ${at}`);
+        await file.writer.append(parts, bytes); // durable when it returns
+        this.sizes.set(file.no, file.writer.length);
+        for (let k = i; k < j; k++) this.refs.set(batch[k]!.value, batch[k]!.ref);
+        i = j;
+      }
+      // A file rotated away whose values are all written is complete: cut its padding, close it.
+      const done = this.retired.filter((f) => !this.pending.some((r) => r.file === f));
+      this.retired = this.retired.filter((f) => !done.includes(f));
+      for (const f of done) if (f.writer) await cutAndClose(f.writer);
+    } catch (e) {
+      // Reserved places after a failed write are wrong now: no more writes.
+      this.failure = new Error(`value files in ${this.dir} failed: ${errorMessage(e)}`, { cause: e });
+      this.pending = [];
+      throw this.failure;
     }
   }
 
@@ -174,37 +286,24 @@ export class ValueFiles implements CheckpointValues {
     }
     const value = cell;
     const known = this.refs.get(value);
-    if (known && this.usable(known)) return known;
-    const file = await this.activeFile(value.length);
-    const ref: ValueRef = [file.no, file.writer.length, value.length, crc32(value)];
-    await file.writer.append([value], value.length); // durable when it returns
-    this.sizes.set(file.no, file.writer.length);
-    this.refs.set(value, ref);
+    if (known && this.usable(known)) return known; // written once: by the log's append, or an earlier checkpoint
+    const ref = this.reserve(value);
+    await this.flushReserved();
     return ref;
-  }
-
-  private async activeFile(adding: number): Promise<ActiveFile> {
-    if (this.active && this.active.writer.length > 0 && this.active.writer.length + adding > this.rotateBytes) {
-      // Kept open until the next sync: its last values are not durable yet.
-      this.active = null;
-    }
-    if (!this.active) {
-      const no = this.nextNo++;
-      await mkdir(this.dir, { recursive: true });
-      const writer = await BlockWriter.open(path.join(this.dir, valueFileName(no)), 'new');
-      this.active = { no, writer };
-      this.sizes.set(no, 0);
-      this.created = true;
-      this.dirty.push(writer);
-    } else if (!this.dirty.includes(this.active.writer)) {
-      this.dirty.push(this.active.writer);
-    }
-    return this.active;
   }
 
   /** The file of `ref` exists and is not being compacted: a checkpoint may reference it as it is. */
   private usable(ref: ValueRef): boolean {
     return this.sizes.has(ref[0]) && !this.compacting.has(ref[0]);
+  }
+
+  /**
+   * A log record replayed at start-up references `ref`: throws unless it lies inside an existing file;
+   * its bytes count as possibly live, as those of an append do.
+   */
+  logged(ref: ValueRef): void {
+    this.check(ref);
+    this.fresh.set(ref[0], (this.fresh.get(ref[0]) ?? 0) + ref[2]);
   }
 
   /** Throws unless `ref` lies inside an existing value file. */
@@ -226,30 +325,37 @@ export class ValueFiles implements CheckpointValues {
     return ref && this.sizes.has(ref[0]) ? new ColdValue(ref) : null;
   }
 
-  /** Makes every value appended so far durable (before a checkpoint referencing them is renamed into place). */
-  async sync(): Promise<void> {
-    // Each append was durable when it returned: files left behind by a rotation lose their padding and close.
-    for (const w of this.dirty) if (w !== this.active?.writer) await cutAndClose(w);
-    this.dirty = [];
-    if (this.created) await syncDir(this.dir);
-    this.created = false;
+  /** Makes every value reserved so far durable (before a checkpoint referencing them is renamed into place). */
+  sync(): Promise<void> {
+    return this.flushReserved();
   }
 
   /**
-   * The checkpoint now on disk references what refFor returned since beginCheckpoint, and nothing else:
-   * the other files are deleted, except the active one.
+   * The checkpoint with log mark `logMark` is now on disk and references what refFor returned since
+   * beginCheckpoint, and nothing else: the other files are deleted, except the active one, files still
+   * being written, and files that log records above the mark reference.
    */
-  async collect(): Promise<void> {
+  async collect(logMark: number): Promise<void> {
     const used = this.tally;
     this.live = used;
     this.compacting = new Set();
+    // What was reserved before this checkpoint began, it has counted (if live); later values stay fresh.
+    for (const [no, n] of this.freshAtBegin) {
+      const left = (this.fresh.get(no) ?? 0) - n;
+      if (left > 0) this.fresh.set(no, left);
+      else this.fresh.delete(no);
+    }
+    this.freshAtBegin = new Map();
     let deleted = false;
     for (const no of [...this.sizes.keys()]) {
       // A file being read stays until a later checkpoint (an open file could be read after an unlink,
       // but the read may not have opened it yet).
       if (used.has(no) || no === this.active?.no || (this.pins.get(no) ?? 0) > 0) continue;
+      if ((this.logSeqs.get(no) ?? 0) > logMark || this.pending.some((r) => r.file.no === no)) continue;
       await unlinkIfExists(path.join(this.dir, valueFileName(no)));
       this.sizes.delete(no);
+      this.logSeqs.delete(no);
+      this.fresh.delete(no);
       deleted = true;
     }
     if (deleted) await syncDir(this.dir);
@@ -322,12 +428,14 @@ export class ValueFiles implements CheckpointValues {
     return out;
   }
 
-  /** Closes the open files (nothing appended and unsynced is referenced by any checkpoint). */
+  /** Closes the open files once the write in progress is done; values reserved and not written are dropped. */
   async close(): Promise<void> {
-    const open = new Set([...this.dirty, ...(this.active ? [this.active.writer] : [])]);
-    this.dirty = [];
+    this.pending = [];
+    await this.writeChain;
+    const files = [...this.retired, ...(this.active ? [this.active] : [])];
+    this.retired = [];
     this.active = null;
-    for (const w of open) await cutAndClose(w).catch(() => undefined);
+    for (const f of files) if (f.writer) await cutAndClose(f.writer).catch(() => undefined);
   }
 }
 

@@ -398,14 +398,14 @@ export function isValueRef(x: unknown): x is ValueRef {
 export interface CheckpointValues {
   /** Values at least this big are kept there. */
   readonly minBytes: number;
-  /** A checkpoint is being written: the references it writes are counted from here. */
-  beginCheckpoint(): void;
+  /** A checkpoint with this log mark is being written: the references it writes are counted from here. */
+  beginCheckpoint(logMark: number): void;
   /** The reference to write for a value: where it lies already, or where it is appended now. */
   refFor(value: CellValue): Promise<ValueRef>;
   /** Makes the values appended durable; before the checkpoint referencing them is renamed into place. */
   sync(): Promise<void>;
   /** After the checkpoint is durable: it references what refFor returned since beginCheckpoint, nothing else. */
-  collect(): Promise<void>;
+  collect(logMark: number): Promise<void>;
   /** A checkpoint read references `refs`; throws unless each lies inside an existing value file. */
   loaded(refs: ValueRef[]): void;
 }
@@ -424,7 +424,7 @@ export async function writeCheckpointFile(
   maxPayload: number,
   values?: CheckpointValues,
 ): Promise<void> {
-  values?.beginCheckpoint();
+  values?.beginCheckpoint(head.logMark);
   const tmp = path.join(dir, CHECKPOINT_TMP);
   const fh = await open(tmp, 'w');
   try {
@@ -461,7 +461,7 @@ export async function writeCheckpointFile(
     throw e;
   }
   await syncDir(dir);
-  await values?.collect();
+  await values?.collect(head.logMark);
 }
 
 /**
@@ -614,12 +614,36 @@ export function framePartsWithValue(seq: number, head: unknown[], value: Buffer 
   return { parts: [first, value], bytes: first.length + value.length };
 }
 
+/**
+ * The worker-log frame of a put whose value was written to a value file (ValueFiles.reserve): payload
+ * CBOR [tablet, lsn, epoch, KIND_VALUE_REF, row, col, ref], the reference instead of the bytes.
+ */
+export function encodeLogFrameRef(seq: number, tablet: number, rec: LogRecord, ref: ValueRef): LogFrame {
+  checkRecord(rec);
+  if (rec.kind !== 'put') throw new TypeError('encodeLogFrameRef: only a put has a value');
+  if (!Number.isSafeInteger(tablet) || tablet < 0) throw new TypeError(`bad tablet ${tablet}`);
+  if (!Number.isSafeInteger(rec.lsn) || rec.lsn < 1) throw new TypeError(`bad lsn ${rec.lsn}`);
+  const frame = frameOf(seq, cborEncoder.encode([tablet, rec.lsn, rec.epoch, KIND_VALUE_REF, rec.row, rec.col, ref]));
+  return { parts: [frame], bytes: frame.length };
+}
+
+/** A record as the log gives it back: a put's value may lie in a value file (cold). */
+export interface LoggedRecord extends Omit<LogRecord, 'value'> {
+  value?: CellValue;
+}
+
 /** Decodes a worker-log payload; throws if it has the wrong shape. */
-export function decodeLogPayload(payload: Uint8Array): { tablet: number; rec: LogRecord } {
+export function decodeLogPayload(payload: Uint8Array): { tablet: number; rec: LoggedRecord } {
   const decoded: unknown = cborDecoder.decode(payload);
   if (!Array.isArray(decoded) || decoded.length !== 7) throw new Error('payload is not a 7-element array');
   const [tablet, lsn, ...rest] = decoded as unknown[];
   if (typeof tablet !== 'number' || !Number.isSafeInteger(tablet) || tablet < 0) throw new Error('bad tablet');
   if (typeof lsn !== 'number' || !Number.isSafeInteger(lsn) || lsn < 1) throw new Error('bad lsn');
+  if (rest[1] === KIND_VALUE_REF) {
+    const [epoch, , row, col, ref] = rest;
+    if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new Error('bad epoch');
+    if (typeof row !== 'string' || typeof col !== 'string' || !isValueRef(ref)) throw new Error('bad value reference');
+    return { tablet, rec: { lsn, epoch, kind: 'put', row, col, value: new ColdValue(ref) } };
+  }
   return { tablet, rec: recordFromPayload(lsn, rest) };
 }

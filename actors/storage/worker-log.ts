@@ -39,13 +39,14 @@
  *   cut too).
  */
 import { BlockWriter } from './block-writer.js';
-import { COLD_READ_BYTES, ReadBudget, ValueFiles } from './value-files.js';
+import { COLD_READ_BYTES, ReadBudget, VALUE_FILE_BYTES, ValueFiles } from './value-files.js';
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CHECKPOINT_TMP,
   decodeLogPayload,
   encodeLogFrameParts,
+  encodeLogFrameRef,
   type LogFrame,
   errorMessage,
   FRAME_HEADER_BYTES,
@@ -58,8 +59,9 @@ import {
   unlinkIfExists,
   writeCheckpointFile,
   type CellValue,
-  type ColdValue,
+  ColdValue,
   type LogRecord,
+  type LoggedRecord,
   type Segment,
 } from './wal.js';
 
@@ -93,7 +95,8 @@ export interface Recovered {
   checkpointLsn: number;
   checkpointEpoch: number;
   cells: Array<[row: string, col: string, value: CellValue]>;
-  records: LogRecord[];
+  /** A put's value of VALUE_FILE_BYTES or more comes back cold: the log wrote it to a value file. */
+  records: LoggedRecord[];
   /** Non-empty: the tablet lost records (or the log had damage that touched it); checkpoint it before use. */
   problems: string[];
 }
@@ -143,12 +146,14 @@ export class WorkerLog {
   private readonly held = new Map<number, Held>();
   /** Checkpoints being written, by tablet: what the tablet appended meanwhile (above the mark) stays held. */
   private readonly checkpointing = new Map<number, { firstAfter: number | null; bytesAfter: number }>();
-  /** Each tablet's value files (its checkpoints' big values), opened on first use. */
+  /** Each tablet's value files (big values: appended ones, and checkpoints'), opened on first use. */
   private readonly valueFiles = new Map<number, ValueFiles>();
+  /** Value files with values reserved by appends since the last flush began: written before its log write. */
+  private valueWrites = new Set<ValueFiles>();
   /** Cold values being read at once, all tablets together. */
   private readonly coldReads = new ReadBudget(COLD_READ_BYTES);
   /** Records found at start-up for tablets not loaded since, and why some tablets need repair. */
-  private readonly backlog = new Map<number, LogRecord[]>();
+  private readonly backlog = new Map<number, LoggedRecord[]>();
   private readonly damaged = new Map<number, string>();
   private readonly openTablets = new Set<number>();
 
@@ -269,7 +274,7 @@ export class WorkerLog {
     const checkpoint = await readCheckpointFile(dir, this.opts.maxRecordBytes, await this.valuesOf(tablet));
     const base = { lsn: checkpoint?.lsn ?? 0, mark: checkpoint?.logMark ?? 0 };
     const problems: string[] = []; // (start-up damage was reported when the log was opened)
-    let records: LogRecord[] = [];
+    let records: LoggedRecord[] = [];
     if (this.held.has(tablet)) {
       const backlog = this.backlog.get(tablet);
       this.backlog.delete(tablet);
@@ -287,15 +292,21 @@ export class WorkerLog {
           this.opts.onProblem?.(problem);
         }
       }
+      const missing = withValuesPresent(tablet, records, await this.valuesOf(tablet));
+      if (missing.problem) {
+        records = missing.records;
+        problems.push(missing.problem);
+        this.opts.onProblem?.(missing.problem);
+      }
     }
     return { checkpointLsn: base.lsn, checkpointEpoch: checkpoint?.epoch ?? 0, cells: checkpoint?.cells ?? [], records, problems };
   }
 
   /** Reads `tablet`'s records above `mark` back from the segments (a reload without a checkpoint: rare). */
-  private async scanTablet(tablet: number, mark: number): Promise<{ records: LogRecord[]; problem?: string }> {
+  private async scanTablet(tablet: number, mark: number): Promise<{ records: LoggedRecord[]; problem?: string }> {
     await this.whenDurable(this.lastSeq);
     const from = Math.max(mark + 1, this.held.get(tablet)?.firstSeq ?? Infinity);
-    const records: LogRecord[] = [];
+    const records: LoggedRecord[] = [];
     const segs = this.segments.filter((s, i) => (this.segments[i + 1]?.start ?? Infinity) > from);
     for (const seg of segs) {
       const fh = await open(seg.file, 'r');
@@ -315,27 +326,39 @@ export class WorkerLog {
 
   // -- appends (through TabletLog) ------------------------------------------------------------
 
-  /** @internal Buffers a record for the next group commit; returns its position. */
+  /**
+   * @internal Buffers a record for the next group commit; returns its position. A put's value of
+   * VALUE_FILE_BYTES or more goes to the tablet's value file, written before the log write that holds
+   * the record (which holds its reference): a checkpoint later references it where it lies, so a big
+   * value is written once.
+   */
   append(tablet: number, rec: LogRecord): { seq: number; bytes: number } {
     this.assertUsable('append');
     const seq = this.lastSeq + 1;
-    const frame = encodeLogFrameParts(seq, tablet, rec);
-    const payloadBytes = frame.bytes - FRAME_HEADER_BYTES;
+    const values = rec.kind === 'put' && rec.value && rec.value.length >= VALUE_FILE_BYTES ? this.valueFiles.get(tablet) : undefined;
+    let frame = values ? null : encodeLogFrameParts(seq, tablet, rec);
+    const payloadBytes = frame ? frame.bytes - FRAME_HEADER_BYTES : rec.value!.length;
     if (payloadBytes > this.opts.maxRecordBytes) {
       throw new RangeError(`append: record of ${payloadBytes} bytes exceeds maxRecordBytes ${this.opts.maxRecordBytes}`);
     }
-    this.queue.push(frame);
+    let bytes: number; // what the record adds to the tablet's log: its frame, and a value it wrote elsewhere
+    if (values) {
+      frame = encodeLogFrameRef(seq, tablet, rec, values.reserve(rec.value!, seq));
+      this.valueWrites.add(values);
+      bytes = frame.bytes + rec.value!.length;
+    } else bytes = frame!.bytes;
+    this.queue.push(frame!);
     this.lastSeq = seq;
     const h = this.held.get(tablet);
-    if (h) h.bytes += frame.bytes;
-    else this.held.set(tablet, { firstSeq: seq, bytes: frame.bytes });
+    if (h) h.bytes += bytes;
+    else this.held.set(tablet, { firstSeq: seq, bytes });
     const c = this.checkpointing.get(tablet);
     if (c) {
       c.firstAfter ??= seq;
-      c.bytesAfter += frame.bytes;
+      c.bytesAfter += bytes;
     }
     this.scheduleFlush();
-    return { seq, bytes: frame.bytes };
+    return { seq, bytes };
   }
 
   /** Resolves once durableSeq >= seq; rejects if the log failed or was closed first. */
@@ -470,11 +493,15 @@ export class WorkerLog {
     }
     this.queue.splice(0, n);
     this.handedSeq += n;
-    this.flushing = this.writeAndSync(parts, bytes, this.handedSeq);
+    const values = [...this.valueWrites];
+    this.valueWrites = new Set();
+    this.flushing = this.writeAndSync(parts, bytes, this.handedSeq, values);
   }
 
-  private async writeAndSync(parts: Buffer[], bytes: number, lastSeq: number): Promise<void> {
+  /** Writes the values the batch's records reference (and any reserved since), then the batch. */
+  private async writeAndSync(parts: Buffer[], bytes: number, lastSeq: number, values: ValueFiles[]): Promise<void> {
     try {
+      await Promise.all(values.map((v) => v.flushReserved()));
       await this.active.append(parts, bytes);
       this.segments.at(-1)!.bytes += bytes;
       if (this.segments.at(-1)!.bytes >= this.opts.segmentBytes) await this.rotate(lastSeq + 1);
@@ -665,7 +692,7 @@ export class TabletLog {
 interface TabletFound {
   firstSeq: number;
   bytes: number;
-  records: LogRecord[];
+  records: LoggedRecord[];
   problem?: string;
 }
 
@@ -754,7 +781,7 @@ async function recoverLog(
  * The prefix of a tablet's log records that continues its checkpoint at `checkpointLsn` without a gap,
  * and what was dropped when some do not (records were lost).
  */
-function followingCheckpoint(tablet: number, records: LogRecord[], checkpointLsn: number): { records: LogRecord[]; problem?: string } {
+function followingCheckpoint(tablet: number, records: LoggedRecord[], checkpointLsn: number): { records: LoggedRecord[]; problem?: string } {
   let n = 0;
   while (n < records.length && records[n]!.lsn === checkpointLsn + 1 + n) n++;
   if (n === records.length) return { records };
@@ -763,6 +790,27 @@ function followingCheckpoint(tablet: number, records: LogRecord[], checkpointLsn
     records: records.slice(0, n),
     problem: `tablet ${tablet}: log record lsn ${records[n]!.lsn} does not follow lsn ${before} (records lost); ${records.length - n} later records dropped`,
   };
+}
+
+/**
+ * The prefix of a tablet's log records whose values in value files are there: a record is written only
+ * after its value is durable, so a missing one is damage; the records from there on are dropped. The
+ * values found count as possibly live (ValueFiles.logged), so their files are not taken for dead.
+ */
+function withValuesPresent(tablet: number, records: LoggedRecord[], values: ValueFiles): { records: LoggedRecord[]; problem?: string } {
+  for (let i = 0; i < records.length; i++) {
+    const v = records[i]!.value;
+    if (!(v instanceof ColdValue)) continue;
+    try {
+      values.logged(v.ref);
+    } catch (e) {
+      return {
+        records: records.slice(0, i),
+        problem: `tablet ${tablet}: log record lsn ${records[i]!.lsn}: ${errorMessage(e)}; it and ${records.length - i - 1} later records dropped`,
+      };
+    }
+  }
+  return { records };
 }
 
 function addWaiter(ws: Waiter[], w: Waiter): void {
