@@ -10,8 +10,9 @@ import { fromWire, ReplicaCore } from '../actors/storage/replica-core.js';
 import { TabletHost } from '../actors/storage/tablet-host.js';
 import { WorkerLog } from '../actors/storage/worker-log.js';
 import { TabletState } from '../actors/storage/tablet-state.js';
+import { VALUE_FILE_BYTES } from '../actors/storage/value-files.js';
 import { decodeFrame, encodeFrame, encodeValue, isProblem } from '../transport/codec.js';
-import type { Reply } from '../transport/messages.js';
+import type { DataRequest, Reply } from '../transport/messages.js';
 import { MAX_SCAN_BYTES, validateRequest } from '../transport/messages.js';
 import { hashRow, tabletOf, tabletsOfWorker } from '../transport/partition.js';
 import { ringBytesPerTablet } from '../actors/storage/node.js';
@@ -471,6 +472,29 @@ describe('replica core joins', () => {
     }
     expect(h.notices).toContain('in_sync d');
     expect(h.core.peerStates().d).toMatchObject({ joiner: true, acked: 20 });
+  });
+});
+
+describe('tablet memory', () => {
+  it('holds a big value cold once it is durable in its value file: memory holds big values only while they are written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'penncloud-host-'));
+    const core = { ...CORE_OPTS, me: 'solo' };
+    const opts = { me: 'solo', resident: 2, checkpointBytes: 1 << 30, logBytes: 1 << 30, mailbox: 100, core };
+    const env = { send: () => Promise.reject(new Error('no peers')), master: () => Promise.reject(new Error('no master')), log: () => undefined };
+    const host = new TabletHost(opts, env, await WorkerLog.open({ dataDir: dir, worker: 0, owns: () => true, maxRecordBytes: 4 << 20, segmentBytes: 1 << 20 }));
+    host.setConfigs(new Map([[0, { epoch: 1, primary: 'solo', replicas: ['solo'], inSync: ['solo'] }]]));
+    host.setLease(Number.MAX_SAFE_INTEGER);
+    const call = (req: DataRequest): Promise<Reply> => new Promise((resolve) => host.dispatch(req, resolve));
+    const big = (i: number): Buffer => Buffer.alloc(VALUE_FILE_BYTES * 2 + i, `big ${i} `);
+    for (let i = 0; i < 5; i++) expect(await call({ t: 'put', tablet: 0, row: `r${i}`, col: 'c', value: big(i) })).toEqual({ t: 'ok' });
+    expect(await call({ t: 'put', tablet: 0, row: 'small', col: 'c', value: Buffer.from('tiny') })).toEqual({ t: 'ok' });
+    expect(host.hotBytes).toBe(4); // no checkpoint yet: the big values went cold when their writes were durable
+    for (let i = 0; i < 5; i++) {
+      const rep = await call({ t: 'get', tablet: 0, row: `r${i}`, col: 'c' });
+      expect(rep.t === 'value' && Buffer.from(rep.value).equals(big(i))).toBe(true);
+    }
+    await host.closeAll(false);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

@@ -10,9 +10,11 @@
  * zero bytes (wal.ts scanFile takes a zero frame header followed by zeros to the block end as the end).
  * Rewriting a block with the same bytes it held changes nothing on disk if the write is cut off.
  *
- * The staging buffer's address is not visible from JavaScript: the first write after (re)allocating it
- * tries the candidate offsets in the buffer, in steps of 16 bytes, until the kernel stops refusing
- * (EINVAL) the first block; that block's bytes are what the write stores anyway.
+ * The staging buffer's address is not visible from JavaScript: the first direct write with a new buffer
+ * tries the candidate offsets in it, in steps of 16 bytes, until the kernel stops refusing (EINVAL) the
+ * first block; that block's bytes are what the write stores anyway. Staging buffers are shared by the
+ * writers of a thread (taken for one write, then given back; at most two are kept), so a worker with
+ * many value files open does not hold a buffer for each.
  *
  * Where O_DIRECT is refused at open (tmpfs), the same writes go through the page cache (O_DSYNC):
  * slower, equally durable.
@@ -23,8 +25,34 @@ import { open, type FileHandle } from 'node:fs/promises';
 /** File offsets and lengths are multiples of this (the largest logical block size of common disks). */
 export const BLOCK = 4096;
 const ADDRESS_STEP = 16;
-/** A staging buffer is kept for the next write up to this size; a bigger one is dropped after use. */
+/** A staging buffer is kept for later writes up to this size; a bigger one is dropped after use. */
 const KEEP_STAGING_BYTES = 16 << 20;
+/** Staging buffers kept between writes, per thread (shared by its writers: a log's, every value file's). */
+const KEEP_SPARE = 2;
+
+/** A staging buffer, and the offset in it whose address suits O_DIRECT (-1: not found yet). */
+interface Staging {
+  buf: Buffer;
+  base: number;
+}
+
+/** Staging buffers not in use, on this thread (a module instance per worker thread). */
+const spare: Staging[] = [];
+
+function takeStaging(size: number): Staging {
+  const i = spare.findIndex((s) => s.buf.length >= size);
+  if (i >= 0) return spare.splice(i, 1)[0]!;
+  return { buf: Buffer.allocUnsafeSlow(Math.max(size, 1 << 20)), base: -1 }; // never a slice of the shared pool
+}
+
+function giveBack(s: Staging): void {
+  if (s.buf.length > KEEP_STAGING_BYTES + BLOCK) return;
+  spare.push(s);
+  if (spare.length > KEEP_SPARE) {
+    spare.sort((a, b) => b.buf.length - a.buf.length);
+    spare.pop(); // the smallest goes
+  }
+}
 
 const O_DIRECT = fsConstants.O_DIRECT ?? 0;
 const O_WRITE = fsConstants.O_WRONLY | fsConstants.O_DSYNC;
@@ -39,9 +67,6 @@ const OPEN_FLAGS: Record<OpenMode, number> = {
 };
 
 export class BlockWriter {
-  private staging: Buffer | null = null;
-  /** Offset in `staging` whose address suits O_DIRECT; -1: not found yet. */
-  private base = -1;
   /** Bytes [pos - pos % BLOCK, pos) of the file: the start of the block the next write rewrites. */
   private tail: Buffer;
 
@@ -92,8 +117,8 @@ export class BlockWriter {
     const start = this.pos - this.tail.length;
     const used = this.tail.length + bytes;
     const padded = Math.ceil(used / BLOCK) * BLOCK;
-    const buf = this.stagingFor(padded);
-    let at = this.base < 0 ? 0 : this.base;
+    const staging = takeStaging(padded + BLOCK); // BLOCK to spare: the aligned start lies in the first block
+    const buf = staging.buf;
     const fill = (into: Buffer, from: number): void => {
       let k = from;
       k += this.tail.copy(into, k);
@@ -103,15 +128,20 @@ export class BlockWriter {
       }
       into.fill(0, k, from + padded);
     };
-    if (this.base < 0) at = await this.findBase(buf, fill, start);
-    fill(buf, at);
-    await this.writeAt(buf, at, padded, start);
-    this.pos += bytes;
-    const tailBytes = this.pos % BLOCK;
-    const tail = Buffer.allocUnsafe(tailBytes);
-    buf.copy(tail, 0, at + used - tailBytes, at + used);
-    this.tail = tail;
-    if (buf.length > KEEP_STAGING_BYTES + BLOCK) this.dropStaging();
+    try {
+      let at = staging.base;
+      if (!this.direct) at = Math.max(0, at);
+      else if (at < 0) at = staging.base = await this.findBase(buf, fill, start);
+      fill(buf, at);
+      await this.writeAt(buf, at, padded, start);
+      this.pos += bytes;
+      const tailBytes = this.pos % BLOCK;
+      const tail = Buffer.allocUnsafe(tailBytes);
+      buf.copy(tail, 0, at + used - tailBytes, at + used);
+      this.tail = tail;
+    } finally {
+      giveBack(staging); // (a write in flight is over: resolved or failed)
+    }
   }
 
   /** Cuts the file to its valid bytes (removing the zero padding and anything after) and syncs it. */
@@ -121,21 +151,7 @@ export class BlockWriter {
   }
 
   async close(): Promise<void> {
-    this.dropStaging();
     await this.fh.close();
-  }
-
-  private stagingFor(padded: number): Buffer {
-    if (this.staging && this.staging.length >= padded + BLOCK) return this.staging;
-    const size = Math.max(padded, 1 << 20) + BLOCK;
-    this.staging = Buffer.allocUnsafeSlow(size); // never a slice of the shared pool
-    this.base = this.direct ? -1 : 0;
-    return this.staging;
-  }
-
-  private dropStaging(): void {
-    this.staging = null;
-    this.base = -1;
   }
 
   /** Tries each candidate address with the first block of this write until the kernel takes one. */
@@ -144,7 +160,6 @@ export class BlockWriter {
       fill(buf, at);
       try {
         await this.writeAt(buf, at, BLOCK, start);
-        this.base = at;
         return at;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;

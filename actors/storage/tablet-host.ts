@@ -178,6 +178,13 @@ export class TabletHost {
     return out;
   }
 
+  /** Bytes of values the resident tablets hold in memory (cold ones lie in value files). */
+  get hotBytes(): number {
+    let n = 0;
+    for (const a of this.actors.values()) n += a.hotBytes;
+    return n;
+  }
+
   get residentCount(): number {
     return this.actors.size;
   }

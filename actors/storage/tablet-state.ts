@@ -46,6 +46,8 @@ export class TabletState {
   private readonly rows = new Map<string, Map<string, CellValue>>();
   private cellCount = 0;
   private byteCount = 0;
+  /** Bytes of values held in memory (not cold). */
+  private hotByteCount = 0;
   /** (row, col) pairs in order, built lazily for paging and dropped on any insert or delete. */
   private sorted: Cursor[] | null = null;
 
@@ -57,6 +59,11 @@ export class TabletState {
 
   get bytes(): number {
     return this.byteCount;
+  }
+
+  /** Bytes of the values held in memory; cold ones (in value files) do not count. */
+  get hotBytes(): number {
+    return this.hotByteCount;
   }
 
   /** A cell's value as held: its bytes, or a cold value. */
@@ -79,6 +86,7 @@ export class TabletState {
     const cols = this.rows.get(row);
     if (cols?.get(col) !== value || cold.length !== value.length) return false;
     cols.set(col, cold);
+    if (!(value instanceof ColdValue)) this.hotByteCount -= value.length;
     return true;
   }
 
@@ -87,6 +95,7 @@ export class TabletState {
     const cols = this.rows.get(row);
     if (cols?.get(col) !== cold || cold.length !== bytes.length) return false;
     cols.set(col, bytes);
+    this.hotByteCount += bytes.length;
     return true;
   }
 
@@ -148,8 +157,10 @@ export class TabletState {
       this.sorted = null;
     } else {
       this.byteCount -= old.length;
+      if (!(old instanceof ColdValue)) this.hotByteCount -= old.length;
     }
     this.byteCount += value.length;
+    if (!(value instanceof ColdValue)) this.hotByteCount += value.length;
     cols.set(col, value);
   }
 
@@ -161,6 +172,7 @@ export class TabletState {
     if (cols.size === 0) this.rows.delete(row);
     this.cellCount--;
     this.byteCount -= old.length;
+    if (!(old instanceof ColdValue)) this.hotByteCount -= old.length;
     this.sorted = null;
   }
 

@@ -10,6 +10,7 @@ import { monoNow } from '../clock.js';
 import { ReplicaCore, type CoreOptions, type Effect, type Input, type TabletConfig } from './replica-core.js';
 import { TabletState } from './tablet-state.js';
 import { ColdValue, type CellValue } from './wal.js';
+import { VALUE_FILE_BYTES } from './value-files.js';
 import type { Recovered, TabletLog, WorkerLog } from './worker-log.js';
 
 /** What a tablet actor needs from its worker: sockets to peers and to the master. */
@@ -85,6 +86,8 @@ export class TabletActor extends Actor<TabletMsg> {
   /** After a failed checkpoint (disk full, say), the next one waits until then instead of following every append. */
   private checkpointRetryAt = 0;
   private flushScheduled = false;
+  /** Big values appended and not yet durable: once they are (in a value file), their cells let go of the bytes. */
+  private coolQueue: Array<{ lsn: number; row: string; col: string; value: Uint8Array }> = [];
 
   /** `cleanReload`: this process closed the tablet cleanly before (eviction), so its log lost nothing. */
   constructor(
@@ -106,6 +109,10 @@ export class TabletActor extends Actor<TabletMsg> {
   }
   get cells(): number {
     return this.core?.cells ?? 0;
+  }
+  /** Bytes of values held in memory (cold ones lie in value files). */
+  get hotBytes(): number {
+    return this.core?.tablet.hotBytes ?? 0;
   }
   get epoch(): number {
     return this.core?.epoch ?? 0;
@@ -180,6 +187,7 @@ export class TabletActor extends Actor<TabletMsg> {
       case 'catchup_rep':
         return this.feed({ kind: 'catchup_rep', rep: msg.rep });
       case 'durable':
+        this.coolDurable(msg.lsn);
         return this.feed({ kind: 'durable', lsn: msg.lsn });
       case 'config':
         return this.feed({ kind: 'config', cfg: msg.cfg });
@@ -245,6 +253,10 @@ export class TabletActor extends Actor<TabletMsg> {
         case 'append':
           wal.append(e.record);
           appended = e.record.lsn;
+          if (e.record.value && e.record.value.length >= VALUE_FILE_BYTES) {
+            const { lsn, row, col, value } = e.record;
+            this.coolQueue.push({ lsn, row, col, value });
+          }
           break;
         case 'reply': {
           const respond = this.takeResponder(e.token);
@@ -281,6 +293,7 @@ export class TabletActor extends Actor<TabletMsg> {
   private async install(e: Extract<Effect, { kind: 'install' }>): Promise<void> {
     const started = Date.now();
     await this.checkpointRunning;
+    this.coolQueue = []; // the values of the state being replaced
     await this.wal!.install(e.lsn, e.epoch, e.cells);
     if (this.core) this.coolAfterCheckpoint(this.core.tablet, e.cells);
     this.syncRequested = e.lsn;
@@ -336,6 +349,22 @@ export class TabletActor extends Actor<TabletMsg> {
       const cold = this.workerLog.coldOf(this.id, v); // bytes now durable, or a cold value moved by compaction
       if (cold) state.cool(row, col, v, cold);
     }
+  }
+
+  /**
+   * The log is durable up to `lsn`: the big values appended up to there lie in value files (written
+   * before their records), so the cells that still hold them hold them cold from now on. A tablet's
+   * memory then holds big values only while they are being written, whatever it stores.
+   */
+  private coolDurable(lsn: number): void {
+    const state = this.core?.tablet;
+    let n = 0;
+    while (n < this.coolQueue.length && this.coolQueue[n]!.lsn <= lsn) {
+      const { row, col, value } = this.coolQueue[n++]!;
+      const cold = state && this.workerLog.coldOf(this.id, value);
+      if (cold) state.cool(row, col, value, cold);
+    }
+    this.coolQueue.splice(0, n);
   }
 
   private takeResponder(token: number): Respond | undefined {
