@@ -67,8 +67,12 @@ export class StoreClient {
     throw unexpected(rep);
   }
 
-  async put(row: string, col: string, value: Bytes): Promise<void> {
-    const rep = await this.data(row, (tablet) => ({ t: 'put', tablet, row, col, value: toBytes(value) }));
+  /**
+   * Writes the cell. `sends`, if given, counts the attempts that handed the value to a socket (a caller
+   * may reuse the value's buffer only when one send was answered: zeromq sends it without copying).
+   */
+  async put(row: string, col: string, value: Bytes, sends?: { count: number }): Promise<void> {
+    const rep = await this.data(row, (tablet) => ({ t: 'put', tablet, row, col, value: toBytes(value) }), sends);
     if (rep.t !== 'ok') throw unexpected(rep);
   }
 
@@ -190,7 +194,7 @@ export class StoreClient {
     return this.refreshing;
   }
 
-  private async data(row: string, build: (tablet: number) => DataRequest): Promise<Reply> {
+  private async data(row: string, build: (tablet: number) => DataRequest, sends?: { count: number }): Promise<Reply> {
     let map = await this.map();
     const req = build(tabletOf(row, map.tablets));
     const isRead = req.t === 'get' || req.t === 'cols' || req.t === 'scan';
@@ -211,6 +215,7 @@ export class StoreClient {
         continue;
       }
       this.counters.requests++;
+      if (sends) sends.count++;
       let rep: Reply;
       try {
         rep = await this.socket(workerEndpoint(map, node, req.tablet)).request(req);

@@ -39,9 +39,9 @@ export async function again<T>(op: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A put (idempotent: the same bytes again), ridden over failovers. */
-export function putSure(store: StoreClient, row: string, col: string, value: Bytes): Promise<void> {
-  return again(() => store.put(row, col, value));
+/** A put (idempotent: the same bytes again), ridden over failovers. `sends` counts every attempt's sends (StoreClient.put). */
+export function putSure(store: StoreClient, row: string, col: string, value: Bytes, sends?: { count: number }): Promise<void> {
+  return again(() => store.put(row, col, value, sends));
 }
 
 /** A delete (idempotent), ridden over failovers. */

@@ -1,5 +1,7 @@
 // The drive's pure parts: name rules, upload names, Content-Disposition, Range parsing, content types.
 import { describe, expect, it } from 'vitest';
+import { StoreError, type StoreClient } from '../actors/session.js';
+import { ChunkWriter } from '../web/drive/chunks.js';
 import { asciiFallback, contentDisposition, encodeRfc5987 } from '../web/drive/disposition.js';
 import { parseRange } from '../web/drive/download.js';
 import { contentTypeHeader, isPreviewable, mimeType, typeLabel } from '../web/drive/mime.js';
@@ -91,5 +93,38 @@ describe('content types', () => {
     expect(formatBytes(0)).toBe('0 B');
     expect(formatBytes(17_000)).toBe('17.0 kB');
     expect(formatBytes(200_000_000)).toBe('200 MB');
+  });
+});
+
+describe('chunk buffers', () => {
+  it('reuses a chunk buffer only once its write was answered on its only send', async () => {
+    const chunk = 1024;
+    const seen: Array<{ row: string; body: Uint8Array; copy: Buffer }> = [];
+    let failedOnce = false;
+    // A store whose first write of chunk 0 is sent and then lost (outcome unknown): putSure sends it again.
+    const store = {
+      async put(row: string, _col: string, value: Uint8Array, sends?: { count: number }): Promise<void> {
+        if (sends) sends.count++;
+        seen.push({ row, body: value, copy: Buffer.from(value) });
+        await new Promise((r) => setTimeout(r, 1));
+        if (row.endsWith(':0') && !failedOnce) {
+          failedOnce = true;
+          throw new StoreError('unknown', 'the reply was lost');
+        }
+      },
+    } as unknown as StoreClient;
+    const w = new ChunkWriter(store, 'f1', chunk, 2);
+    // Enough chunks that writing them outlasts chunk 0's second attempt (after a 50 ms pause).
+    for (let i = 0; i < 150; i++) await w.write(Buffer.alloc(chunk, (i % 250) + 1));
+    expect(await w.finish()).toEqual({ size: 150 * chunk, chunks: 150 });
+    const first = seen.filter((s) => s.row.endsWith(':0'));
+    expect(first.length).toBe(2); // sent twice
+    const bodies = seen.map((s) => s.body);
+    // Buffers were reused (fewer distinct buffers than chunks), but never chunk 0's.
+    expect(new Set(bodies).size).toBeLessThan(20);
+    expect(bodies.filter((b) => b === first[0]!.body).length).toBe(2);
+    expect(first[0]!.body.every((x) => x === 1)).toBe(true); // still the bytes that were sent
+    // Every chunk went out with its own bytes.
+    for (const s of seen) expect(s.copy.every((x) => x === (Number(s.row.split(':').at(-1)) % 250) + 1)).toBe(true);
   });
 });

@@ -13,6 +13,30 @@ export const READS_AHEAD = 4;
 /** Chunk deletes in flight when a file is removed. */
 const DELETES_IN_FLIGHT = 8;
 
+/**
+ * Chunk buffers given back once their write was answered on its only send, and taken again by the next
+ * chunk of any upload. Each chunk had its own new 1 MiB buffer, and that allocation rate kept a
+ * frontend's V8 in major collections during uploads (55-60 per two 200 MB upload+download rounds, half
+ * its CPU; 26-35 with reuse). A buffer whose write was sent more than once is never reused: an earlier
+ * send may still sit in a socket's queue, and zeromq sends the bytes without copying them.
+ */
+class SpareChunks {
+  private readonly free: Buffer[] = [];
+  constructor(private readonly keep: number) {}
+
+  take(size: number): Buffer {
+    const b = this.free.pop();
+    return b !== undefined && b.length === size ? b : Buffer.allocUnsafe(size);
+  }
+
+  give(b: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(b);
+  }
+}
+
+/** At most this many spare chunk buffers per frontend (16 MiB at 1 MiB chunks). */
+const spareChunks = new SpareChunks(16);
+
 export class ChunkWriter {
   private buf: Buffer;
   private fill = 0;
@@ -28,7 +52,7 @@ export class ChunkWriter {
     private readonly chunkSize: number,
     private readonly maxInFlight = WRITES_IN_FLIGHT,
   ) {
-    this.buf = Buffer.allocUnsafe(chunkSize);
+    this.buf = spareChunks.take(chunkSize);
   }
 
   /** Chunks handed to the store so far (some may still be in flight). */
@@ -55,10 +79,14 @@ export class ChunkWriter {
     if (this.failure !== null) throw this.failure;
     const body = this.fill === this.chunkSize ? this.buf : this.buf.subarray(0, this.fill);
     const row = chunkRow(this.file, this.index++);
-    this.buf = Buffer.allocUnsafe(this.chunkSize);
+    this.buf = spareChunks.take(this.chunkSize);
     this.fill = 0;
-    const p: Promise<void> = putSure(this.store, row, CHUNK_COL, body).then(
-      () => void this.inflight.delete(p),
+    const sends = { count: 0 };
+    const p: Promise<void> = putSure(this.store, row, CHUNK_COL, body, sends).then(
+      () => {
+        this.inflight.delete(p);
+        if (sends.count === 1 && body.length === this.chunkSize) spareChunks.give(body); // nothing else holds it now
+      },
       (e: unknown) => {
         this.failure ??= e;
         this.inflight.delete(p);
