@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -373,6 +373,35 @@ describe('WorkerLog', () => {
     const back = await resolved(again.log, 1, r.cells);
     expect(back.map(([row, , v]) => `${row}:${Buffer.from(v).equals(big(Number(row.slice(5))))}`)).toEqual([1, 2, 3, 4, 5].map((i) => `chunk${i}:true`));
     await again.log.close();
+  });
+
+  it('keeps at most two value files open for reading per tablet, none of a deleted file, none after close', async () => {
+    const valueFds = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for (const fd of await readdir('/proc/self/fd')) {
+        const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+        if (target.startsWith(tabletDir(dir, 1))) out.push(target);
+      }
+      return out;
+    };
+    const opts = { valueFileBytes: VALUE_FILE_BYTES + 1000 }; // one value per file
+    const { log, tablets } = await openAll([1], opts);
+    const t = tablets[0]!.log;
+    const recs: LogRecord[] = [1, 2, 3, 4, 5, 6].map((i) => ({ lsn: i, epoch: 1, kind: 'put', row: `r${i}`, col: 'c', value: Buffer.alloc(VALUE_FILE_BYTES, i) }));
+    for (const r of recs) t.append(r);
+    await t.whenDurable(6);
+    const cold = recs.map((r) => log.coldOf(1, r.value!)!);
+    const writers = (await valueFds()).length; // the file being appended to
+    for (const c of cold) await log.readCold(1, [c]);
+    await Promise.all(cold.map((c) => log.readCold(1, [c])));
+    expect((await valueFds()).length - writers).toBeLessThanOrEqual(2);
+    // Overwrite every cell with a small value and checkpoint: the files go, and so do their readers.
+    for (let i = 7; i <= 12; i++) t.append({ lsn: i, epoch: 1, kind: 'put', row: `r${i - 6}`, col: 'c', value: Buffer.from('small') });
+    await t.whenDurable(12);
+    await t.checkpoint(12, 1, recs.map((r) => [r.row, r.col, Buffer.from('small')]));
+    expect((await valueFds()).filter((f) => f.endsWith('(deleted)'))).toEqual([]);
+    await log.close();
+    expect(await valueFds()).toEqual([]);
   });
 
   it('keeps a value file that log records above a checkpoint mark reference, though the checkpoint does not', async () => {
