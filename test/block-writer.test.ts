@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { BLOCK, BlockWriter } from '../actors/storage/block-writer.js';
-import { encodeFrame, scanFile } from '../actors/storage/wal.js';
+import { encodeFrame, mkdirDurable, scanFile } from '../actors/storage/wal.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -99,5 +99,16 @@ describe('scanFile and zero padding', () => {
     const r = await scan(Buffer.concat([whole, Buffer.alloc(BLOCK)]));
     expect(r).toMatchObject({ validBytes: BLOCK, lsns: [1] });
     expect(r.problem).toMatch(/bad crc/);
+  });
+});
+
+describe('mkdirDurable', () => {
+  it('creates missing directories (each synced into its parent) and leaves existing ones alone', async () => {
+    const deep = path.join(dir, 'a', 'b', 'c');
+    await mkdirDurable(deep);
+    expect((await stat(deep)).isDirectory()).toBe(true);
+    await writeFile(path.join(deep, 'f'), 'x');
+    await mkdirDurable(deep); // exists: nothing to do, nothing lost
+    expect((await readFile(path.join(deep, 'f'))).toString()).toBe('x');
   });
 });

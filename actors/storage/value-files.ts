@@ -40,9 +40,9 @@
  */
 import { BlockWriter } from './block-writer.js';
 import { crc32 } from 'node:zlib';
-import { mkdir, open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import { ColdValue, errorMessage, readExactly, syncDir, unlinkIfExists, type CellValue, type CheckpointValues, type ValueRef } from './wal.js';
+import { ColdValue, errorMessage, mkdirDurable, readExactly, syncDir, unlinkIfExists, type CellValue, type CheckpointValues, type ValueRef } from './wal.js';
 
 /** Values at least this big are kept in value files, not inside checkpoints. */
 export const VALUE_FILE_BYTES = 64 * 1024;
@@ -254,7 +254,7 @@ export class ValueFiles implements CheckpointValues {
           j++;
         }
         if (!file.writer) {
-          await mkdir(this.dir, { recursive: true });
+          await mkdirDurable(this.dir); // (a new tablet's first value: its directory must survive a crash too)
           file.writer = await BlockWriter.open(path.join(this.dir, valueFileName(file.no)), 'new');
           await syncDir(this.dir); // its name is durable before any record or checkpoint references it
         }

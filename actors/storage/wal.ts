@@ -16,7 +16,7 @@
  * this tablet at or below it is covered by the checkpoint (see worker-log.ts).
  */
 import { crc32 } from 'node:zlib';
-import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Decoder, Encoder } from 'cbor-x';
 
@@ -285,6 +285,19 @@ export async function syncDir(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * Creates `dir` (and missing parents) so that it survives a crash: each directory created is made
+ * durable in its parent (fsync of the parent), as a file's name is by syncing its directory.
+ */
+export async function mkdirDurable(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    await syncDir(path.dirname(d));
+    if (d === path.resolve(first) || d === path.dirname(d)) break;
   }
 }
 

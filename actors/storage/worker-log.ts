@@ -40,7 +40,7 @@
  */
 import { BlockWriter } from './block-writer.js';
 import { COLD_READ_BYTES, ReadBudget, VALUE_FILE_BYTES, ValueFiles } from './value-files.js';
-import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CHECKPOINT_TMP,
@@ -51,6 +51,7 @@ import {
   errorMessage,
   FRAME_HEADER_BYTES,
   listSegments,
+  mkdirDurable,
   readCheckpointFile,
   readCheckpointHeader,
   scanFile,
@@ -170,7 +171,7 @@ export class WorkerLog {
   /** Opens (creating if needed) the worker's log and recovers it: what every tablet still needs from it. */
   static async open(opts: WorkerLogOptions): Promise<WorkerLog> {
     const dir = logDir(opts.dataDir, opts.worker);
-    await mkdir(dir, { recursive: true });
+    await mkdirDurable(dir);
     const report = (msg: string): void => opts.onProblem?.(`log-${opts.worker}: ${msg}`);
     const marks = await ownedCheckpointMarks(opts);
     const found = await recoverLog(dir, marks, opts.maxRecordBytes, report);
@@ -386,7 +387,7 @@ export class WorkerLog {
     try {
       await this.whenDurable(logMark);
       const dir = tabletDir(this.opts.dataDir, tablet);
-      await mkdir(dir, { recursive: true });
+      await mkdirDurable(dir);
       await writeCheckpointFile(dir, { lsn, epoch, logMark }, cells, this.opts.maxRecordBytes, await this.valuesOf(tablet));
     } finally {
       this.checkpointing.delete(tablet);
