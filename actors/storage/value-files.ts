@@ -11,8 +11,8 @@
  *   at append time, the bytes written by the next flushReserved);
  * - a checkpoint cell holds the reference too: the value's own (a value written by the log, or by an
  *   earlier checkpoint, is referenced where it lies), or a new one for a value not yet in a file.
- * The tablet holds the value cold (a ColdValue, wal.ts) after a checkpoint: the reference, not the
- * bytes; a tablet loads with its big values cold; replies that carry them are completed by reading
+ * The tablet holds the value cold (a ColdValue, wal.ts) once it is durable here: the reference, not
+ * the bytes; a tablet loads with its big values cold; replies that carry them are completed by reading
  * (tablet.ts).
  *
  * Invariants:
@@ -148,8 +148,9 @@ export class ValueFiles implements CheckpointValues {
   private writeChain: Promise<void> = Promise.resolve();
   private failure: Error | null = null;
   /**
-   * Per file: bytes reserved since the checkpoint before last began; no checkpoint has counted them yet,
-   * so they may be live (without them, every file the log appended to would look dead and be copied).
+   * Per file: bytes reserved (or replayed from the log at start-up) since the last checkpoint began; no
+   * checkpoint has counted them yet, so they may be live (without them, every file the log appended to
+   * would look dead and be copied).
    */
   private fresh = new Map<number, number>();
   private freshAtBegin = new Map<number, number>();
@@ -225,11 +226,6 @@ export class ValueFiles implements CheckpointValues {
     this.pending.push({ file, value, ref });
     if (logSeq !== undefined) this.logSeqs.set(file.no, Math.max(logSeq, this.logSeqs.get(file.no) ?? 0));
     return ref;
-  }
-
-  /** True while values are reserved and not yet written. */
-  get hasPending(): boolean {
-    return this.pending.length > 0;
   }
 
   /** Writes every value reserved so far, durably (with the name of a new file); resolves once they are on disk. */
