@@ -79,13 +79,16 @@ export class BlockWriter {
     this.tail = tail;
   }
 
-  /** Opens `file` for appending at byte `end` ('existing': its valid length; what lies beyond is overwritten). */
-  static async open(file: string, mode: OpenMode, end = 0): Promise<BlockWriter> {
+  /**
+   * Opens `file` for appending at byte `end` ('existing': its valid length; what lies beyond is
+   * overwritten). `pageCache`: do not ask for O_DIRECT (as where a file system refuses it).
+   */
+  static async open(file: string, mode: OpenMode, end = 0, opts: { pageCache?: boolean } = {}): Promise<BlockWriter> {
     const flags = O_WRITE | OPEN_FLAGS[mode];
     let fh: FileHandle;
-    let direct = O_DIRECT !== 0;
+    let direct = O_DIRECT !== 0 && opts.pageCache !== true; // (pageCache: the path where O_DIRECT is refused, for tests)
     try {
-      fh = await open(file, flags | O_DIRECT, 0o644);
+      fh = await open(file, flags | (direct ? O_DIRECT : 0), 0o644);
     } catch (e) {
       if (!direct || (e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
       direct = false;
