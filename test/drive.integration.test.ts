@@ -374,3 +374,30 @@ describe('drive over HTTP on two frontends, replication 3', () => {
     }
   }, 300_000);
 });
+
+describe('drive quota, reserved ahead of the bytes', () => {
+  // 40 MiB: an upload reserves 16 MiB at a time, the next step while half the current one is unused,
+  // so near the end of this quota the step asked for ahead is refused and the rest is reserved exactly.
+  const env = useCluster({ basePort: 28000, storageNodes: 3, tablets: 4, replication: 3, frontends: 1, extraToml: `[web]\ndrive_quota_mb = 40` });
+
+  it('fills the quota to within a megabyte, then refuses the next file, and the usage is exact', async () => {
+    const d = await user(env.cluster.url('web1'), 'filler');
+    const root = await d.root();
+    const quota = 40 << 20;
+    // 10 MiB: the next step is asked for ahead at 8 MiB and not needed; it is given back.
+    const first = randomBytes(10 << 20);
+    const up1 = await d.upload(root, [{ name: 'first.bin', size: first.length, data: first }]);
+    expect(up1.status, up1.body.toString()).toBe(200);
+    expect((await d.list(root)).usage).toBe(first.length);
+    const big = randomBytes(quota - first.length - (1 << 20));
+    const up = await d.upload(root, [{ name: 'big.bin', size: big.length, data: big }]);
+    expect(up.status, up.body.toString()).toBe(200);
+    expect((await d.list(root)).usage).toBe(first.length + big.length); // nothing reserved ahead is left over
+    const more = randomBytes(2 << 20);
+    const refused = await d.upload(root, [{ name: 'more.bin', size: more.length, data: more }]);
+    expect(refused.status).toBe(413);
+    expect((await d.list(root)).usage).toBe(first.length + big.length);
+    const id = (JSON.parse(up.body.toString()) as { files: Array<{ id: string }> }).files[0]!.id;
+    expect((await d.downloadHash(id)).sha).toBe(sha256(big));
+  });
+});

@@ -52,6 +52,35 @@ export async function storeUpload(t: UploadTarget, folder: string, name: string,
   let lastData = Date.now();
   let stage: 'chunks' | 'meta' | 'linked' = 'chunks';
   let stored = 0;
+  // The next step of quota is asked for while half of the current one is still unused, so the loop
+  // rarely waits for it (a reservation and its record are two round trips at R=3, every 16 MiB).
+  // At most one is under way; the loop records nothing meanwhile, so the pending record never
+  // understates what is reserved.
+  let ahead: Promise<{ got: number; error?: unknown }> | null = null;
+  let aheadRefused = false; // near the quota: no more asking ahead, only for what is needed
+  const reserveAhead = (): void => {
+    const base = reserved;
+    ahead = (async () => {
+      let got = 0;
+      try {
+        if (await reserve(store, user, RESERVE_STEP, t.quota)) got = RESERVE_STEP; // refused: the loop asks for exactly what it needs
+        if (got > 0) await pending.touchUpload(id, base + got); // recorded before a byte of it is used
+        return { got };
+      } catch (error) {
+        return { got, error };
+      }
+    })();
+  };
+  /** Waits for the reservation under way and counts it; `quiet`: even when it failed (the upload is failing anyway). */
+  const takeAhead = async (quiet = false): Promise<void> => {
+    if (!ahead) return;
+    const a = await ahead;
+    ahead = null;
+    reserved += a.got;
+    if (a.got > 0) lastTouch = Date.now();
+    else aheadRefused = true;
+    if (a.error !== undefined && !quiet) throw a.error;
+  };
   const idle = setInterval(() => {
     if (Date.now() - lastData > IDLE_MS) data.destroy(new DriveError(400, 'The upload stalled and was broken off.'));
   }, Math.min(IDLE_MS, 5000));
@@ -59,16 +88,19 @@ export async function storeUpload(t: UploadTarget, folder: string, name: string,
     for await (const piece of data as AsyncIterable<Buffer>) {
       lastData = Date.now();
       const need = writer.size + piece.length;
+      if (need > reserved) await takeAhead();
       if (need > reserved) {
         reserved += await reserveMore(t, need - reserved);
         await pending.touchUpload(id, reserved);
         lastTouch = Date.now();
-      } else if (Date.now() - lastTouch > TOUCH_MS) {
+      } else if (!ahead && Date.now() - lastTouch > TOUCH_MS) {
         await pending.touchUpload(id, reserved);
         lastTouch = Date.now();
       }
+      if (!ahead && !aheadRefused && reserved - need < RESERVE_STEP / 2) reserveAhead();
       await writer.write(piece);
     }
+    await takeAhead(); // (its quota is given back below, beyond the file's size)
     const { size, chunks } = await writer.finish();
     const now = Date.now();
     const meta: NodeMeta = { kind: 'file', owner: user, name, parent: folder, movedAt: now, modified: now, size, chunks, chunkSize: CHUNK_SIZE };
@@ -82,6 +114,7 @@ export async function storeUpload(t: UploadTarget, folder: string, name: string,
     stored = size;
   } catch (e) {
     data.resume(); // let the rest of the request flow past
+    await takeAhead(true); // what it reserved is given back by undo, with the rest
     await undo(t, { folder, name, id }, writer, stage, reserved).catch(() => {
       // the pending record stays: the sweeper finishes the cleanup
     });
