@@ -404,6 +404,26 @@ describe('WorkerLog', () => {
     expect(await valueFds()).toEqual([]);
   });
 
+  it('keeps a value file nothing references for a grace period (a catch-up snapshot may still read it), then deletes it', async () => {
+    const opts = { valueFileBytes: VALUE_FILE_BYTES + 1000, deadValueFileMs: 300 }; // one value per file
+    const { log, tablets } = await openAll([1], opts);
+    const t = tablets[0]!.log;
+    const v1 = Buffer.alloc(VALUE_FILE_BYTES, 1);
+    const v2 = Buffer.alloc(VALUE_FILE_BYTES, 2);
+    t.append({ lsn: 1, epoch: 1, kind: 'put', row: 'r', col: 'c', value: v1 });
+    await t.whenDurable(1);
+    const old = log.coldOf(1, v1)!; // as a snapshot taken now would hold it
+    t.append({ lsn: 2, epoch: 1, kind: 'put', row: 'r', col: 'c', value: v2 }); // the cell changes
+    await t.whenDurable(2);
+    await t.checkpoint(2, 1, [['r', 'c', v2]]); // v1's file: referenced by nothing now
+    expect(Buffer.from((await log.readCold(1, [old]))[0]!).equals(v1)).toBe(true);
+    await new Promise((r) => setTimeout(r, 350));
+    await t.checkpoint(2, 1, [['r', 'c', v2]]); // past the grace: deleted
+    await expect(log.readCold(1, [old])).rejects.toThrow(/missing/);
+    expect(await log.valueFileBytes(1)).toBe(v2.length);
+    await log.close();
+  });
+
   it('keeps a value file that log records above a checkpoint mark reference, though the checkpoint does not', async () => {
     const opts = { valueFileBytes: VALUE_FILE_BYTES + 1000 }; // one value per file
     const { log, tablets } = await openAll([1], opts);

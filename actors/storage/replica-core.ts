@@ -18,6 +18,9 @@ import type { Cell, DataRequest, ErrorCode, Reply, ReplReq, CatchupReq, CatchupR
 import { ownBytes, TabletState } from './tablet-state.js';
 import type { CellValue, LogRecord } from './wal.js';
 
+/** A snapshot kept for a catching-up replica is dropped this long after it was taken. */
+export const SNAPSHOT_MAX_AGE_MS = 60_000;
+
 export interface TabletConfig {
   epoch: number;
   primary: string | null;
@@ -555,7 +558,7 @@ export class ReplicaCore {
           this.askMaster(p, { t: 'drop', tablet: this.opts.tablet, node, epoch: c.epoch });
         }
       }
-      for (const [id, s] of this.snapshots) if (this.now - s.created > 60_000) this.snapshots.delete(id);
+      for (const [id, s] of this.snapshots) if (this.now - s.created > SNAPSHOT_MAX_AGE_MS) this.snapshots.delete(id);
     }
     // Replies that cannot commit in time fail (bounded waiting).
     while (this.waiting.length > 0 && this.now - this.waiting[0]!.since > this.opts.commitTimeoutMs) {

@@ -23,9 +23,11 @@
  * - Values are written in the order their places were given (one write chain); a failed write fails
  *   the files for good (later places would be wrong), and with them the worker log.
  * - A value file is deleted only when nothing durable references it: after a checkpoint is renamed
- *   and synced, every file it does not reference is deleted, except the one being appended to, files
+ *   and synced, every file it does not reference is dead, except the one being appended to, files
  *   with values not yet written, and files that log records above the checkpoint's mark reference
- *   (they are replayed on top of it).
+ *   (they are replayed on top of it). A dead file is deleted by a checkpoint once it has been dead for
+ *   `deadGraceMs` (a minute in a node: a catch-up snapshot holds the cold values of cells as they were
+ *   when it was taken, and reads them while it is sent).
  * - Files are never appended to across processes: each ValueFiles starts a new file, so values written
  *   after a crash never follow a torn tail.
  * - Compaction: a file whose live bytes (those the last checkpoint referenced, plus those appended
@@ -158,17 +160,25 @@ export class ValueFiles implements CheckpointValues {
   private readonly logSeqs = new Map<number, number>();
   private nextNo: number;
 
+  /**
+   * Files nothing references any more, since when: deleted once `deadGraceMs` has passed. A catch-up
+   * snapshot (kept up to a minute) may still read a value of one after its cell changed.
+   */
+  private readonly dead = new Map<number, number>();
+
   private constructor(
     readonly dir: string,
     sizes: Map<number, number>,
     private readonly rotateBytes: number,
     private readonly budget: ReadBudget,
+    private readonly deadGraceMs: number,
   ) {
     this.sizes = sizes;
     this.nextNo = Math.max(0, ...sizes.keys()) + 1;
   }
 
-  static async open(dir: string, rotateBytes = VALUE_FILE_ROTATE_BYTES, budget = new ReadBudget(COLD_READ_BYTES)): Promise<ValueFiles> {
+  /** `deadGraceMs`: how long a file nothing references is kept before it is deleted (0: at once). */
+  static async open(dir: string, rotateBytes = VALUE_FILE_ROTATE_BYTES, budget = new ReadBudget(COLD_READ_BYTES), deadGraceMs = 0): Promise<ValueFiles> {
     const sizes = new Map<number, number>();
     let names: string[] = [];
     try {
@@ -180,7 +190,7 @@ export class ValueFiles implements CheckpointValues {
       const m = FILE_RE.exec(name);
       if (m) sizes.set(Number(m[1]), (await stat(path.join(dir, name))).size);
     }
-    return new ValueFiles(dir, sizes, rotateBytes, budget);
+    return new ValueFiles(dir, sizes, rotateBytes, budget, deadGraceMs);
   }
 
   /** Bytes in value files (for reports and tests). */
@@ -198,7 +208,7 @@ export class ValueFiles implements CheckpointValues {
     this.tally = new Map();
     this.compacting = new Set();
     for (const [no, size] of this.sizes) {
-      if (no === this.active?.no || (this.logSeqs.get(no) ?? 0) > logMark) continue;
+      if (no === this.active?.no || (this.logSeqs.get(no) ?? 0) > logMark || this.dead.has(no)) continue;
       if ((this.live.get(no) ?? 0) + (this.fresh.get(no) ?? 0) < size * COMPACT_BELOW) this.compacting.add(no);
     }
     this.freshAtBegin = new Map(this.fresh);
@@ -299,9 +309,9 @@ export class ValueFiles implements CheckpointValues {
     return ref;
   }
 
-  /** The file of `ref` exists and is not being compacted: a checkpoint may reference it as it is. */
+  /** The file of `ref` exists and is not being compacted or deleted: a checkpoint may reference it as it is. */
   private usable(ref: ValueRef): boolean {
-    return this.sizes.has(ref[0]) && !this.compacting.has(ref[0]);
+    return this.sizes.has(ref[0]) && !this.compacting.has(ref[0]) && !this.dead.has(ref[0]);
   }
 
   /**
@@ -354,11 +364,19 @@ export class ValueFiles implements CheckpointValues {
     }
     this.freshAtBegin = new Map();
     let deleted = false;
+    const now = Date.now();
     for (const no of [...this.sizes.keys()]) {
-      // A file being read stays until a later checkpoint (an open file could be read after an unlink,
-      // but the read may not have opened it yet).
-      if (used.has(no) || no === this.active?.no || (this.pins.get(no) ?? 0) > 0) continue;
-      if ((this.logSeqs.get(no) ?? 0) > logMark || this.pending.some((r) => r.file.no === no)) continue;
+      if (used.has(no) || no === this.active?.no || (this.logSeqs.get(no) ?? 0) > logMark || this.pending.some((r) => r.file.no === no)) {
+        this.dead.delete(no);
+        continue;
+      }
+      // Dead from now on; deleted by a checkpoint once the grace has passed. A file being read stays
+      // until a later checkpoint (an open file could be read after an unlink, but the read may not
+      // have opened it yet).
+      const since = this.dead.get(no) ?? now;
+      this.dead.set(no, since);
+      if (now - since < this.deadGraceMs || (this.pins.get(no) ?? 0) > 0) continue;
+      this.dead.delete(no);
       await this.dropReader(no);
       await unlinkIfExists(path.join(this.dir, valueFileName(no)));
       this.sizes.delete(no);

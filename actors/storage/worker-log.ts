@@ -88,6 +88,8 @@ export interface WorkerLogOptions {
   segmentBytes: number;
   /** A tablet's value file (big checkpoint values, value-files.ts) is closed beyond this many bytes (default 16 MiB). */
   valueFileBytes?: number;
+  /** A value file nothing references any more is deleted this long after (default 0: by the checkpoint that found it so). */
+  deadValueFileMs?: number;
   /** Told about every recovery problem and about an I/O failure of the log. */
   onProblem?: (msg: string) => void;
 }
@@ -402,7 +404,7 @@ export class WorkerLog {
   private async valuesOf(tablet: number): Promise<ValueFiles> {
     let v = this.valueFiles.get(tablet);
     if (!v) {
-      v = await ValueFiles.open(tabletDir(this.opts.dataDir, tablet), this.opts.valueFileBytes, this.coldReads);
+      v = await ValueFiles.open(tabletDir(this.opts.dataDir, tablet), this.opts.valueFileBytes, this.coldReads, this.opts.deadValueFileMs);
       this.valueFiles.set(tablet, v);
     }
     return v;

@@ -6,7 +6,7 @@ import { errorReply, MAX_SCAN_LIMIT, type MapNode, type Request, type TabletRepo
 import { workerIndex } from '../../transport/partition.js';
 import { RpcClient, RpcServer, type Respond } from '../../transport/rpc.js';
 import { createLogger } from '../log.js';
-import type { TabletConfig } from './replica-core.js';
+import { SNAPSHOT_MAX_AGE_MS, type TabletConfig } from './replica-core.js';
 import { OpMeter, type MeterSnapshot } from './op-meter.js';
 import { TabletHost } from './tablet-host.js';
 import { WorkerLog } from './worker-log.js';
@@ -76,6 +76,8 @@ try {
     owns: (t) => workerIndex(t, cfg.workers, cfg.nodes) === cfg.index,
     maxRecordBytes: cfg.maxMessageBytes,
     segmentBytes: Math.max(1 << 20, Math.floor(cfg.checkpointBytes / 4)),
+    // A snapshot for a catching-up replica holds cold values for up to this long: their files stay.
+    deadValueFileMs: SNAPSHOT_MAX_AGE_MS,
     onProblem: (m) => {
       log.error(m);
       if (workerLog?.failed) process.exit(1);
