@@ -530,6 +530,7 @@ describe('WorkerLog', () => {
     const orphan = await ValueFiles.open(tabletDir(dir, 1));
     orphan.beginCheckpoint(0);
     await orphan.refFor(val(2));
+    await orphan.sync(); // written, as a checkpoint does just before its rename
     await orphan.close();
     const files = async (): Promise<string[]> => (await readdir(tabletDir(dir, 1))).filter((n) => n.startsWith('values-')).sort();
     expect((await files()).length).toBe(2);

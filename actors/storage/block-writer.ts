@@ -13,7 +13,8 @@
  * The staging buffer's address is not visible from JavaScript: the first direct write with a new buffer
  * tries the candidate offsets in it, in steps of 16 bytes, until the kernel stops refusing (EINVAL) the
  * first block; that block's bytes are what the write stores anyway. Staging buffers are shared by the
- * writers of a thread (taken for one write, then given back; at most two are kept), so a worker with
+ * writers of a thread (taken for one write, then given back; at most four are kept: with fewer, the log
+ * and the value files written at once kept allocating new ones, each probed again), so a worker with
  * many value files open does not hold a buffer for each.
  *
  * Where O_DIRECT is refused at open (tmpfs), the same writes go through the page cache (O_DSYNC):
@@ -28,7 +29,7 @@ const ADDRESS_STEP = 16;
 /** A staging buffer is kept for later writes up to this size; a bigger one is dropped after use. */
 const KEEP_STAGING_BYTES = 16 << 20;
 /** Staging buffers kept between writes, per thread (shared by its writers: a log's, every value file's). */
-const KEEP_SPARE = 2;
+const KEEP_SPARE = 4;
 
 /** A staging buffer, and the offset in it whose address suits O_DIRECT (-1: not found yet). */
 interface Staging {
@@ -122,20 +123,23 @@ export class BlockWriter {
     const padded = Math.ceil(used / BLOCK) * BLOCK;
     const staging = takeStaging(padded + BLOCK); // BLOCK to spare: the aligned start lies in the first block
     const buf = staging.buf;
-    const fill = (into: Buffer, from: number): void => {
-      let k = from;
-      k += this.tail.copy(into, k);
+    /** The first `length` bytes of what this write stores (the tail, the parts, zeros), put at `from`. */
+    const fill = (into: Buffer, from: number, length: number): void => {
+      const end = from + length;
+      let k = from + this.tail.copy(into, from, 0, Math.min(this.tail.length, length));
       for (const p of parts) {
-        into.set(p, k);
-        k += p.length;
+        if (k >= end) break;
+        const n = Math.min(p.length, end - k);
+        into.set(n === p.length ? p : p.subarray(0, n), k);
+        k += n;
       }
-      into.fill(0, k, from + padded);
+      into.fill(0, k, end);
     };
     try {
       let at = staging.base;
       if (!this.direct) at = Math.max(0, at);
-      else if (at < 0) at = staging.base = await this.findBase(buf, fill, start);
-      fill(buf, at);
+      else if (at < 0) at = staging.base = await this.findBase(buf, (from) => fill(buf, from, BLOCK), start);
+      fill(buf, at, padded);
       await this.writeAt(buf, at, padded, start);
       this.pos += bytes;
       const tailBytes = this.pos % BLOCK;
@@ -157,10 +161,13 @@ export class BlockWriter {
     await this.fh.close();
   }
 
-  /** Tries each candidate address with the first block of this write until the kernel takes one. */
-  private async findBase(buf: Buffer, fill: (into: Buffer, from: number) => void, start: number): Promise<number> {
+  /**
+   * Tries each candidate address with the first block of this write (only that block is copied for
+   * each try) until the kernel takes one.
+   */
+  private async findBase(buf: Buffer, fillFirstBlock: (at: number) => void, start: number): Promise<number> {
     for (let at = 0; at < BLOCK; at += ADDRESS_STEP) { // (buf has BLOCK bytes to spare)
-      fill(buf, at);
+      fillFirstBlock(at);
       try {
         await this.writeAt(buf, at, BLOCK, start);
         return at;

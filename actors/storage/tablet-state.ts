@@ -71,7 +71,7 @@ export class TabletState {
     return this.rows.get(row)?.get(col);
   }
 
-  /** A cell's bytes; a cold cell is a caller's bug (check with isCold, or use cell()). */
+  /** A cell's bytes; a cold cell is a caller's bug (use cell() where one may be cold). */
   get(row: string, col: string): Uint8Array | undefined {
     const v = this.cell(row, col);
     if (v instanceof ColdValue) throw new Error(`tablet ${this.id}: ${row}/${col} is cold`);

@@ -10,7 +10,6 @@ import { monoNow } from '../clock.js';
 import { ReplicaCore, type CoreOptions, type Effect, type Input, type TabletConfig } from './replica-core.js';
 import { TabletState } from './tablet-state.js';
 import { ColdValue, type CellValue } from './wal.js';
-import { VALUE_FILE_BYTES } from './value-files.js';
 import type { Recovered, TabletLog, WorkerLog } from './worker-log.js';
 
 /** What a tablet actor needs from its worker: sockets to peers and to the master. */
@@ -251,12 +250,11 @@ export class TabletActor extends Actor<TabletMsg> {
     for (const e of effects) {
       switch (e.kind) {
         case 'append':
-          wal.append(e.record);
-          appended = e.record.lsn;
-          if (e.record.value && e.record.value.length >= VALUE_FILE_BYTES) {
+          if (wal.append(e.record)) {
             const { lsn, row, col, value } = e.record;
-            this.coolQueue.push({ lsn, row, col, value });
+            this.coolQueue.push({ lsn, row, col, value: value! });
           }
+          appended = e.record.lsn;
           break;
         case 'reply': {
           const respond = this.takeResponder(e.token);

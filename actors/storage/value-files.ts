@@ -108,6 +108,8 @@ interface Reserved {
   file: ActiveFile;
   value: Uint8Array;
   ref: ValueRef;
+  /** A cold value whose file is being compacted: once written, reads of it go here (`moved`). */
+  copyOf?: ColdValue;
 }
 
 /** At most this many bytes of values per write. */
@@ -144,8 +146,9 @@ export class ValueFiles implements CheckpointValues {
   private active: ActiveFile | null = null;
   /** Files rotated away whose writers are still open (closed once their reserved values are written). */
   private retired: ActiveFile[] = [];
-  /** Values reserved and not yet written, in reservation order. */
+  /** Values reserved and not yet written, in reservation order, and their bytes. */
   private pending: Reserved[] = [];
+  private pendingBytes = 0;
   /** Writes happen one at a time, in this chain. */
   private writeChain: Promise<void> = Promise.resolve();
   private failure: Error | null = null;
@@ -219,7 +222,7 @@ export class ValueFiles implements CheckpointValues {
    * flushReserved). `logSeq`: the log record at that seq references it, so the file stays until a
    * checkpoint's mark covers that record.
    */
-  reserve(value: Uint8Array, logSeq?: number): ValueRef {
+  reserve(value: Uint8Array, logSeq?: number, copyOf?: ColdValue): ValueRef {
     if (this.failure) throw this.failure;
     let file = this.active;
     if (file && file.end > 0 && file.end + value.length > this.rotateBytes) {
@@ -233,7 +236,8 @@ export class ValueFiles implements CheckpointValues {
     const ref: ValueRef = [file.no, file.end, value.length, crc32(value)];
     file.end += value.length;
     this.fresh.set(file.no, (this.fresh.get(file.no) ?? 0) + value.length);
-    this.pending.push({ file, value, ref });
+    this.pending.push({ file, value, ref, copyOf });
+    this.pendingBytes += value.length;
     if (logSeq !== undefined) this.logSeqs.set(file.no, Math.max(logSeq, this.logSeqs.get(file.no) ?? 0));
     return ref;
   }
@@ -248,6 +252,7 @@ export class ValueFiles implements CheckpointValues {
   private async writePending(): Promise<void> {
     if (this.failure) throw this.failure;
     const batch = this.pending.splice(0);
+    this.pendingBytes = 0;
     try {
       for (let i = 0; i < batch.length; ) {
         const file = batch[i]!.file;
@@ -268,7 +273,11 @@ export class ValueFiles implements CheckpointValues {
         if (file.writer.length !== at) throw new Error(`value file ${file.no}: a write at byte ${file.writer.length}, reserved at ${at}`);
         await file.writer.append(parts, bytes); // durable when it returns
         this.sizes.set(file.no, file.writer.length);
-        for (let k = i; k < j; k++) this.refs.set(batch[k]!.value, batch[k]!.ref);
+        for (let k = i; k < j; k++) {
+          const r = batch[k]!;
+          this.refs.set(r.value, r.ref);
+          if (r.copyOf) this.moved.set(r.copyOf, r.ref); // the tablet's cell is pointed there after the checkpoint (coldOf)
+        }
         i = j;
       }
       // A file rotated away whose values are all written is complete: cut its padding, close it.
@@ -279,13 +288,15 @@ export class ValueFiles implements CheckpointValues {
       // Reserved places after a failed write are wrong now: no more writes.
       this.failure = new Error(`value files in ${this.dir} failed: ${errorMessage(e)}`, { cause: e });
       this.pending = [];
+      this.pendingBytes = 0;
       throw this.failure;
     }
   }
 
   /**
    * The reference a checkpoint writes for `value`: its durable one, or a new one at the end of the
-   * active file (a cold value in a file being compacted is read and written again).
+   * active file (a cold value in a file being compacted is read and written again). New places are
+   * written in batches of WRITE_BATCH_BYTES, the last by sync(), before the checkpoint's rename.
    */
   async refFor(cell: CellValue): Promise<ValueRef> {
     const ref = await this.placeOf(cell);
@@ -294,18 +305,20 @@ export class ValueFiles implements CheckpointValues {
   }
 
   private async placeOf(cell: CellValue): Promise<ValueRef> {
+    let value: Uint8Array;
+    let copyOf: ColdValue | undefined;
     if (cell instanceof ColdValue) {
       const now = this.moved.get(cell) ?? cell.ref;
       if (this.usable(now)) return now;
-      const ref = await this.placeOf((await this.readAll([now]))[0]!);
-      this.moved.set(cell, ref); // the tablet's cell is pointed there after the checkpoint (coldOf)
-      return ref;
+      value = (await this.readAll([now]))[0]!;
+      copyOf = cell;
+    } else {
+      value = cell;
+      const known = this.refs.get(value);
+      if (known && this.usable(known)) return known; // written once: by the log's append, or an earlier checkpoint
     }
-    const value = cell;
-    const known = this.refs.get(value);
-    if (known && this.usable(known)) return known; // written once: by the log's append, or an earlier checkpoint
-    const ref = this.reserve(value);
-    await this.flushReserved();
+    const ref = this.reserve(value, undefined, copyOf);
+    if (this.pendingBytes >= WRITE_BATCH_BYTES) await this.flushReserved(); // (bounds the bytes held for it)
     return ref;
   }
 
@@ -406,7 +419,7 @@ export class ValueFiles implements CheckpointValues {
   }
 
   /**
-   * Reads referenced values (in file order, each file opened once), checking each; a damaged or missing
+   * Reads referenced values (in file order, through the files kept open for reading), checking each; a damaged or missing
    * file is a hard error. The result is in the order of `refs`.
    */
   private async readAll(refs: ValueRef[]): Promise<Uint8Array[]> {
@@ -488,6 +501,7 @@ export class ValueFiles implements CheckpointValues {
   /** Closes the open files once the write in progress is done; values reserved and not written are dropped. */
   async close(): Promise<void> {
     this.pending = [];
+    this.pendingBytes = 0;
     await this.writeChain;
     const files = [...this.retired, ...(this.active ? [this.active] : [])];
     this.retired = [];

@@ -502,12 +502,11 @@ export async function readCheckpointFile(dir: string, maxPayload: number, values
       const decoded: unknown = cborDecoder.decode(payload);
       if (seq === 0) header = parseCheckpointHeader(decoded);
       else if (Array.isArray(decoded) && decoded[0] === CHECKPOINT_END) footerCount = Number(decoded[1]);
-      else if (Array.isArray(decoded) && decoded[1] === KIND_VALUE_REF) {
-        const [, , row, col, ref] = decoded as unknown[];
-        if (typeof row !== 'string' || typeof col !== 'string' || !isValueRef(ref)) throw new Error(`bad value reference in cell ${seq}`);
-        refs.push(ref);
-        cells.push([row, col, new ColdValue(ref)]);
-      } else cells.push(cellFromRecord(recordFromPayload(seq, decoded)));
+      else {
+        const cell = cellFromRecord(loggedRecordFromPayload(seq, decoded));
+        if (cell[2] instanceof ColdValue) refs.push(cell[2].ref);
+        cells.push(cell);
+      }
     });
     if (scan.problem) throw new Error(scan.problem);
     if (!header) throw new Error('empty file');
@@ -557,7 +556,7 @@ export async function readCheckpointHeader(dir: string): Promise<CheckpointHeade
   }
 }
 
-function cellFromRecord(rec: LogRecord): [string, string, Uint8Array] {
+function cellFromRecord(rec: LoggedRecord): [string, string, CellValue] {
   if (rec.kind !== 'put' || !rec.value) throw new Error('checkpoint cell is not a put with a value');
   return [rec.row, rec.col, rec.value];
 }
@@ -652,11 +651,18 @@ export function decodeLogPayload(payload: Uint8Array): { tablet: number; rec: Lo
   const [tablet, lsn, ...rest] = decoded as unknown[];
   if (typeof tablet !== 'number' || !Number.isSafeInteger(tablet) || tablet < 0) throw new Error('bad tablet');
   if (typeof lsn !== 'number' || !Number.isSafeInteger(lsn) || lsn < 1) throw new Error('bad lsn');
-  if (rest[1] === KIND_VALUE_REF) {
-    const [epoch, , row, col, ref] = rest;
-    if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new Error('bad epoch');
-    if (typeof row !== 'string' || typeof col !== 'string' || !isValueRef(ref)) throw new Error('bad value reference');
-    return { tablet, rec: { lsn, epoch, kind: 'put', row, col, value: new ColdValue(ref) } };
-  }
-  return { tablet, rec: recordFromPayload(lsn, rest) };
+  return { tablet, rec: loggedRecordFromPayload(lsn, rest) };
+}
+
+/**
+ * A decoded record payload [epoch, kind, row, col, value], where kind KIND_VALUE_REF is a put whose
+ * value is a reference into the tablet's value files (in the log and in checkpoints alike).
+ */
+function loggedRecordFromPayload(lsn: number, decoded: unknown): LoggedRecord {
+  if (!Array.isArray(decoded) || decoded[1] !== KIND_VALUE_REF) return recordFromPayload(lsn, decoded);
+  const [epoch, , row, col, ref] = decoded as unknown[];
+  if (decoded.length !== 5) throw new Error('payload is not a 5-element array');
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new Error('bad epoch');
+  if (typeof row !== 'string' || typeof col !== 'string' || !isValueRef(ref)) throw new Error('bad value reference');
+  return { lsn, epoch, kind: 'put', row, col, value: new ColdValue(ref) };
 }

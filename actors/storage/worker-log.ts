@@ -335,22 +335,25 @@ export class WorkerLog {
    * the record (which holds its reference): a checkpoint later references it where it lies, so a big
    * value is written once.
    */
-  append(tablet: number, rec: LogRecord): { seq: number; bytes: number } {
+  append(tablet: number, rec: LogRecord): { seq: number; bytes: number; toValueFile: boolean } {
     this.assertUsable('append');
     const seq = this.lastSeq + 1;
-    const values = rec.kind === 'put' && rec.value && rec.value.length >= VALUE_FILE_BYTES ? this.valueFiles.get(tablet) : undefined;
-    let frame = values ? null : encodeLogFrameParts(seq, tablet, rec);
-    const payloadBytes = frame ? frame.bytes - FRAME_HEADER_BYTES : rec.value!.length;
-    if (payloadBytes > this.opts.maxRecordBytes) {
-      throw new RangeError(`append: record of ${payloadBytes} bytes exceeds maxRecordBytes ${this.opts.maxRecordBytes}`);
-    }
+    const big = rec.kind === 'put' && rec.value !== undefined && rec.value.length >= VALUE_FILE_BYTES ? rec.value : null;
+    const values = big ? this.valueFiles.get(tablet) : undefined; // (open since openTablet)
+    const tooBig = (n: number): RangeError => new RangeError(`append: record of ${n} bytes exceeds maxRecordBytes ${this.opts.maxRecordBytes}`);
+    let frame: LogFrame;
     let bytes: number; // what the record adds to the tablet's log: its frame, and a value it wrote elsewhere
-    if (values) {
-      frame = encodeLogFrameRef(seq, tablet, rec, values.reserve(rec.value!, seq));
+    if (big && values) {
+      if (big.length > this.opts.maxRecordBytes) throw tooBig(big.length);
+      frame = encodeLogFrameRef(seq, tablet, rec, values.reserve(big, seq));
       this.valueWrites.add(values);
-      bytes = frame.bytes + rec.value!.length;
-    } else bytes = frame!.bytes;
-    this.queue.push(frame!);
+      bytes = frame.bytes + big.length;
+    } else {
+      frame = encodeLogFrameParts(seq, tablet, rec);
+      if (frame.bytes - FRAME_HEADER_BYTES > this.opts.maxRecordBytes) throw tooBig(frame.bytes - FRAME_HEADER_BYTES);
+      bytes = frame.bytes;
+    }
+    this.queue.push(frame);
     this.lastSeq = seq;
     const h = this.held.get(tablet);
     if (h) h.bytes += bytes;
@@ -361,7 +364,7 @@ export class WorkerLog {
       c.bytesAfter += bytes;
     }
     this.scheduleFlush();
-    return { seq, bytes };
+    return { seq, bytes, toValueFile: values !== undefined };
   }
 
   /** Resolves once durableSeq >= seq; rejects if the log failed or was closed first. */
@@ -628,13 +631,17 @@ export class TabletLog {
   get bytesSinceCheckpoint(): number {
     return this.log.heldBytes(this.tablet);
   }
-  /** Buffers a record for the next group commit. rec.lsn must be lastLsn+1. Does not wait. */
-  append(rec: LogRecord): void {
+  /**
+   * Buffers a record for the next group commit. rec.lsn must be lastLsn+1. Does not wait. True when its
+   * value goes to a value file: once the record is durable, a cell may hold it cold (WorkerLog.coldOf).
+   */
+  append(rec: LogRecord): boolean {
     if (this.closed) throw new Error(`append: tablet ${this.tablet}'s log is closed`);
     if (rec.lsn !== this._lastLsn + 1) throw new Error(`append: lsn ${rec.lsn} is not lastLsn+1 (${this._lastLsn + 1})`);
-    const { seq } = this.log.append(this.tablet, rec);
+    const { seq, toValueFile } = this.log.append(this.tablet, rec);
     this.seqs.push(seq);
     this._lastLsn = rec.lsn;
+    return toValueFile;
   }
 
   /** Resolves once every record up to lsn is durable. */
@@ -744,15 +751,13 @@ async function recoverLog(
         });
         lastSeq = scan.lastLsn ?? seg.start - 1;
         out.push({ ...seg, bytes: scan.validBytes });
-        if (scan.moreAfterPadding && !scan.problem) {
-          // Bytes after the zero padding of our last write (a recycled segment's earlier life): cut,
-          // so that a write ending on a block boundary is never followed by them.
+        // Cut at the first bad frame, and after the zero padding of our last write (bytes of a recycled
+        // segment's earlier life: a later write ending on a block boundary must never be followed by them).
+        if (scan.problem || scan.moreAfterPadding) {
           await fh.truncate(scan.validBytes);
           await fh.sync();
         }
         if (scan.problem) {
-          await fh.truncate(scan.validBytes);
-          await fh.sync();
           const where = i === segs.length - 1 ? ' (after the last complete write: a write cut off by a crash, or bytes of a recycled segment\'s earlier life)' : '';
           problem = `${seg.file}: ${scan.problem}${where}; truncated from ${size} to ${scan.validBytes} bytes`;
         }
