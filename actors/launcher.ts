@@ -47,6 +47,30 @@ export function readClusterFile(dataRoot: string): ClusterFile | null {
 
 const CLI = fileURLToPath(new URL('../penncloud.js', import.meta.url));
 
+/**
+ * A frontend's old generation is left to grow to this many MiB before V8 runs a full (mark-compact) GC
+ * for its size alone. Its live heap is 15-25 MiB, so V8's own limit sat just above that and an upload
+ * started a mark-compact every 50-120 ms, each freeing 1-2 MiB: 38 of them per three 200 MB uploads,
+ * with the concurrent marking threads as busy as the frontend's own thread (docs/benchmarks.md,
+ * "Session 10"). With the floor, the same uploads run none, and the old generation grows ~2 MiB per
+ * 200 MB uploaded, so memory stays bounded by it.
+ */
+export const FRONTEND_OLD_SPACE_FLOOR_MB = 64;
+
+/** V8 flags of a node's process, by kind. */
+function v8Flags(kind: NodeKind | undefined): string[] {
+  return kind === 'frontend' ? [`--initial-old-space-size=${FRONTEND_OLD_SPACE_FLOOR_MB}`] : [];
+}
+
+/**
+ * The arguments (after the node binary) that start node `name` of `topo`, as `up` and the tests do
+ * (`cli`: the compiled penncloud.js, which tests running from the sources name themselves).
+ */
+export function nodeProcessArgs(topo: Topology, name: string, topologyFile: string, dataRoot: string, cli = CLI): string[] {
+  const kind = allNodes(topo).find((n) => n.name === name)?.kind;
+  return [...v8Flags(kind), cli, 'node', name, '--topology', topologyFile, '--data', dataRoot];
+}
+
 export interface UpOptions {
   topologyFile: string;
   dataRoot: string;
@@ -73,7 +97,7 @@ export async function up(topo: Topology, opts: UpOptions): Promise<{ stop: () =>
 
   const start = (node: LaunchedNode): void => {
     const fd = openSync(join(logDir, `${node.name}.log`), 'a');
-    const child = spawn(process.execPath, [CLI, 'node', node.name, '--topology', opts.topologyFile, '--data', opts.dataRoot], {
+    const child = spawn(process.execPath, nodeProcessArgs(topo, node.name, opts.topologyFile, opts.dataRoot), {
       stdio: ['ignore', fd, fd],
     });
     closeSync(fd);

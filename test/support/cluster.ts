@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { nodeProcessArgs } from '../../actors/launcher.js';
 import { StoreClient, type StoreClientOptions } from '../../actors/session.js';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { loadTopology, type Topology } from '../../transport/topology.js';
@@ -125,7 +126,7 @@ export class TestCluster {
   startNode(name: string): ChildProcess {
     if (this.procs.has(name)) throw new Error(`${name} is already running`);
     const fd = openSync(join(this.dir, `${name}.log`), 'a');
-    const child = spawn(process.execPath, [CLI, 'node', name, '--topology', this.topologyFile, '--data', join(this.dir, 'data')], {
+    const child = spawn(process.execPath, nodeProcessArgs(this.topo, name, this.topologyFile, join(this.dir, 'data'), CLI), {
       stdio: ['ignore', fd, fd],
     });
     closeSync(fd);
