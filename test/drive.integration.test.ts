@@ -6,6 +6,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FRONTEND_OLD_SPACE_FLOOR_MB } from '../actors/launcher.js';
 import { chunkRow, CHUNK_COL, dirRow, nodeRow, META, pendingRow } from '../web/drive/rows.js';
 import { bufferFile, DriveHttp, fileSource, sha256, writeRandomFile } from './drive-helpers.js';
 import { useCluster } from './support/cluster.js';
@@ -355,6 +356,8 @@ describe('drive over HTTP on two frontends, replication 3', () => {
       const size = 200 * MB;
       const sum = await writeRandomFile(path, size);
       const pid = cluster.pid('web1')!;
+      // Started as `penncloud up` starts it, with a floor under its old generation (actors/launcher.ts).
+      expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toContain(`--initial-old-space-size=${FRONTEND_OLD_SPACE_FLOOR_MB}`);
       const idle = vmRssKb(pid);
       let peak = idle;
       const sampler = setInterval(() => (peak = Math.max(peak, vmRssKb(pid))), 50);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Actor } from '../actors/actor.js';
+import { FRONTEND_OLD_SPACE_FLOOR_MB, nodeProcessArgs } from '../actors/launcher.js';
 import { MasterCore, initialAssignments } from '../actors/master-core.js';
 import { masterOptions } from '../actors/master.js';
 import { fromWire, ReplicaCore } from '../actors/storage/replica-core.js';
@@ -82,6 +83,14 @@ describe('topology', () => {
     expect(bad(good.replace('name = "s2"', 'name = "s1"'))).toMatch(/'s1' is used twice/);
     expect(bad('[cluster\n')).toMatch(/not valid TOML/);
     expect(bad(good.replace(/\[\[storage\]\][^[]*/g, ''))).toMatch(/storage/);
+  });
+
+  it('starts a frontend with a floor under its old generation, and the other nodes without V8 flags', () => {
+    const t = parseTopology(topologyText({ basePort: 9000, storageNodes: 1, frontends: 1 }));
+    const args = (name: string): string[] => nodeProcessArgs(t, name, 'topo.toml', 'data', 'cli.js');
+    expect(args('web1')).toEqual([`--initial-old-space-size=${FRONTEND_OLD_SPACE_FLOOR_MB}`, 'cli.js', 'node', 'web1', '--topology', 'topo.toml', '--data', 'data']);
+    expect(args('s1')).toEqual(['cli.js', 'node', 's1', '--topology', 'topo.toml', '--data', 'data']);
+    expect(args('master')[0]).toBe('cli.js');
   });
 
   it('spreads replica sets evenly', () => {
