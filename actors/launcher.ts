@@ -57,7 +57,11 @@ const CLI = fileURLToPath(new URL('../penncloud.js', import.meta.url));
  */
 export const FRONTEND_OLD_SPACE_FLOOR_MB = 64;
 
-/** V8 flags of a node's process, by kind. */
+/**
+ * V8 flags of a node's process, by kind. (A storage node sets its workers' heap itself, in node.ts, with
+ * setFlagsFromString before they start: a worker isolate is created later, so that holds however the
+ * node was started. A frontend's heap is its main isolate's, which only a command-line flag reaches.)
+ */
 function v8Flags(kind: NodeKind | undefined): string[] {
   return kind === 'frontend' ? [`--initial-old-space-size=${FRONTEND_OLD_SPACE_FLOOR_MB}`] : [];
 }
