@@ -39,6 +39,7 @@ import { measureCatchup, measureFailover, waitHealthy, type CatchupResult, type 
 interface Options {
   seconds: number; // measured seconds per case
   warmupSeconds: number;
+  clusterWarmupSeconds: number; // unmeasured-for-targets writes into the fresh replication-3 cluster before its cases
   nodes: number;
   basePort: number;
   tablets: number;
@@ -55,6 +56,8 @@ const USAGE = `usage: kv-bench [--seconds N] [--warmup S] [--nodes N] [--port P]
                 [--workers N] [--only REGEX] [--no-r3] [--r3-port P] [--profile DIR] [--keep]
   --seconds N      measured seconds per case (default 3)
   --warmup S       unmeasured warm-up seconds per case (default min(0.5, seconds/4))
+  --cluster-warmup S  seconds of 1 KiB PUT @64 into the fresh replication-3 cluster before its cases,
+                   reported as r3/warmup/... and not a target (default 3; 0: none)
   --nodes N        storage nodes (default 2)
   --port P         base port of the bench cluster (default 17000; echo server on P+5)
   --tablets N      tablets (default 16)     --replication N   replicas per tablet (default 1)
@@ -66,7 +69,7 @@ const USAGE = `usage: kv-bench [--seconds N] [--warmup S] [--nodes N] [--port P]
   --keep           keep the cluster's temporary directory (node logs) afterwards`;
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 3, warmupSeconds: -1, nodes: 2, basePort: 17000, tablets: 16, replication: 1, workerThreads: 1, only: null, profileDir: null, keep: false, r3: true, r3Port: -1 };
+  const o: Options = { seconds: 3, warmupSeconds: -1, clusterWarmupSeconds: 3, nodes: 2, basePort: 17000, tablets: 16, replication: 1, workerThreads: 1, only: null, profileDir: null, keep: false, r3: true, r3Port: -1 };
   const num = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}\n${USAGE}`);
@@ -78,6 +81,7 @@ function parseArgs(argv: string[]): Options {
     switch (a) {
       case '--seconds': o.seconds = num(a, v, 0.1); i++; break;
       case '--warmup': o.warmupSeconds = num(a, v, 0); i++; break;
+      case '--cluster-warmup': o.clusterWarmupSeconds = num(a, v, 0); i++; break;
       case '--nodes': o.nodes = Math.floor(num(a, v, 1)); i++; break;
       case '--port': o.basePort = Math.floor(num(a, v, 1024)); i++; break;
       case '--tablets': o.tablets = Math.floor(num(a, v, 1)); i++; break;
@@ -145,24 +149,34 @@ function buildCases(o: Options): CaseSpec[] {
 /** The replication-3 section: its closed-loop cases (named r3/...) and whether to measure failover and catch-up. */
 const R3_NODES = 4;
 interface R3Plan {
+  /** Run first and reported, but no target reads it: the fresh cluster's first seconds under load. */
+  warmup: CaseSpec | null;
   cases: CaseSpec[];
   failover: boolean;
   catchup: boolean;
 }
 
 function buildR3Plan(o: Options): R3Plan {
-  if (!o.r3) return { cases: [], failover: false, catchup: false };
+  if (!o.r3) return { warmup: null, cases: [], failover: false, catchup: false };
   const warmupMs = Math.round(o.warmupSeconds * 1000);
   const measureMs = Math.round(o.seconds * 1000);
   const spec = (op: CaseSpec['op'], concurrency: number): CaseSpec => ({ name: `r3/${op}/1KiB/c${concurrency}`, op, valueBytes: KiB, concurrency, warmupMs, measureMs });
   // @256 is not a target: next to @64 it shows how much of a write's cost is per batch (per message
   // and per flush) rather than per write, i.e. what bigger batches buy on this machine.
   const all = [spec('put', 1), spec('put', 64), spec('get', 64), spec('put', 256)];
+  // A fresh cluster's first 1.5-2.5 s under load run at half speed with a long tail (session 11: 4-8k
+  // ops/s and p99 25-38 ms, then 11-13k and p99 12-17 ms): four storage nodes and the generator
+  // JIT-compile the write path at once on this machine's two cores (--trace-opt: ~100 optimisations
+  // and deopts per second per node in those seconds, a few afterwards). Idle time before the load does
+  // not shorten it; load does. The targets are steady-state figures, so the cases start after it, and
+  // the warm-up is printed with the rest.
+  const warmup: CaseSpec | null =
+    o.clusterWarmupSeconds > 0 ? { name: 'r3/warmup/put/1KiB/c64', op: 'put', valueBytes: KiB, concurrency: 64, warmupMs: 0, measureMs: Math.round(o.clusterWarmupSeconds * 1000) } : null;
   const only = o.only;
-  if (only === null) return { cases: all, failover: true, catchup: true };
+  if (only === null) return { warmup, cases: all, failover: true, catchup: true };
   const cases = all.filter((c) => only.test(c.name));
   if (cases.some((c) => c.op === 'get') && !cases.some((c) => c.op === 'put' && c.concurrency === 64)) cases.unshift(all[1]!);
-  return { cases: all.filter((c) => cases.includes(c)), failover: only.test('r3/failover'), catchup: only.test('r3/catchup') };
+  return { warmup: cases.length > 0 ? warmup : null, cases: all.filter((c) => cases.includes(c)), failover: only.test('r3/failover'), catchup: only.test('r3/catchup') };
 }
 
 interface Target {
@@ -398,7 +412,7 @@ async function run(o: Options): Promise<number> {
   const cases = buildCases(o);
   const r3 = buildR3Plan(o);
   const r3Runs = r3.cases.length > 0 || r3.failover || r3.catchup;
-  const expected = [...cases, ...r3.cases].reduce((s, c) => s + c.warmupMs + c.measureMs, 0) / 1000 + (r3Runs ? 15 : 0);
+  const expected = [...cases, ...r3.cases, ...(r3.warmup ? [r3.warmup] : [])].reduce((s, c) => s + c.warmupMs + c.measureMs, 0) / 1000 + (r3Runs ? 15 : 0);
   log(`bench: ${cases.length} cases with replication ${o.replication}${r3Runs ? `, then the replication-3 section (${r3.cases.length} cases${r3.failover ? ', failover gap' : ''}${r3.catchup ? ', catch-up' : ''})` : ''}; about ${Math.round(expected)} s`);
   const records: CaseRecord[] = [];
   const profileNotes: string[] = [];
@@ -446,7 +460,7 @@ async function run(o: Options): Promise<number> {
       await waitHealthy(admin, 20_000);
       if (r3.cases.length > 0) {
         const load = await startLoad(o, cluster, echoEndpoint);
-        records.push(...(await runCases(load, r3.cases, clusterPids(cluster, { generator: load }), cluster.storageNames)));
+        records.push(...(await runCases(load, [...(r3.warmup ? [r3.warmup] : []), ...r3.cases], clusterPids(cluster, { generator: load }), cluster.storageNames)));
         await stopChild(load);
       }
       if (r3.failover) {
@@ -601,7 +615,7 @@ function buildReport(o: Options, records: CaseRecord[], fsync: FsyncProbe | null
   const gens = records.map((r) => r.generator);
   return {
     version: 1,
-    config: { nodes: o.nodes, tablets: o.tablets, replication: o.replication, workerThreads: o.workerThreads, secondsPerCase: o.seconds, warmupSeconds: o.warmupSeconds, cpus: cpus().length, node: process.version },
+    config: { nodes: o.nodes, tablets: o.tablets, replication: o.replication, workerThreads: o.workerThreads, secondsPerCase: o.seconds, warmupSeconds: o.warmupSeconds, clusterWarmupSeconds: o.clusterWarmupSeconds, cpus: cpus().length, node: process.version },
     cases: Object.fromEntries(records.map((r) => [r.name, caseJson(r)])),
     throughput: {
       put1MiBMBps: byName.get('put/1MiB/c8')?.mbPerSec ?? null,
@@ -645,6 +659,7 @@ function buildReport(o: Options, records: CaseRecord[], fsync: FsyncProbe | null
         ? null
         : {
             config: { nodes: R3_NODES, tablets: o.tablets, replication: 3, workerThreads: o.workerThreads },
+            warmupPut1KiBc64: pick(byName.get('r3/warmup/put/1KiB/c64')),
             put1KiBc64: pick(byName.get('r3/put/1KiB/c64')),
             get1KiBc64: pick(byName.get('r3/get/1KiB/c64')),
             put1KiBc1: pick(byName.get('r3/put/1KiB/c1')),
@@ -685,6 +700,7 @@ function renderReport(report: Report, records: CaseRecord[]): string {
   const c = report.config;
   out.push('', `penncloud kv-bench: ${c.nodes} storage nodes, ${c.tablets} tablets, replication ${c.replication}, ${c.workerThreads} worker threads, ${c.cpus} CPUs, node ${c.node}; ${c.secondsPerCase} s per case after ${c.warmupSeconds} s warm-up`);
   if (report.replication3) out.push(`  r3/... cases: their own cluster of ${report.replication3.config.nodes} storage nodes, replication 3`);
+  if (report.replication3?.warmupPut1KiBc64) out.push(`  r3/warmup/...: the fresh cluster's first ${report.config.clusterWarmupSeconds} s of writes (JIT compiling in every node at once); shown, not a target`);
   out.push('');
 
   const rows = records.map((r) => {
