@@ -7,14 +7,16 @@ import { Actor } from '../actors/actor.js';
 import { FRONTEND_OLD_SPACE_FLOOR_MB, nodeProcessArgs } from '../actors/launcher.js';
 import { MasterCore, initialAssignments } from '../actors/master-core.js';
 import { masterOptions } from '../actors/master.js';
-import { fromWire, ReplicaCore } from '../actors/storage/replica-core.js';
+import { fromWire, RecordRing, ReplicaCore } from '../actors/storage/replica-core.js';
+import { ColdValue } from '../actors/storage/wal.js';
+import { ScavengePacer } from '../actors/storage/young-gc.js';
 import { TabletHost } from '../actors/storage/tablet-host.js';
 import { WorkerLog } from '../actors/storage/worker-log.js';
 import { TabletState } from '../actors/storage/tablet-state.js';
 import { VALUE_FILE_BYTES } from '../actors/storage/value-files.js';
 import { decodeFrame, encodeFrame, encodeValue, isProblem } from '../transport/codec.js';
-import type { DataRequest, Reply } from '../transport/messages.js';
-import { MAX_SCAN_BYTES, validateRequest } from '../transport/messages.js';
+import type { DataRequest, Reply, ReplReq } from '../transport/messages.js';
+import { catchupRepProblem, MAX_SCAN_BYTES, validateRequest, type WireRecord } from '../transport/messages.js';
 import { hashRow, tabletOf, tabletsOfWorker } from '../transport/partition.js';
 import { ringBytesPerTablet } from '../actors/storage/node.js';
 import { ConfigError, parseTopology } from '../transport/topology.js';
@@ -53,6 +55,14 @@ describe('codec', () => {
     expect(validateRequest({ t: 'nope' })).toMatch(/unknown request type/);
     expect(validateRequest([1, 2])).toMatch(/must be a map/);
     expect(validateRequest({ t: 'get', tablet: 1, row: 'x'.repeat(5000), col: 'c' })).toMatch(/row/);
+  });
+
+  it("refuses a peer's catch-up reply whose records or cells are not well-formed", () => {
+    const rec = (value: unknown) => [1, 1, 1, 'r', 'c', value] as unknown as WireRecord;
+    expect(catchupRepProblem({ t: 'catchup_rep', mode: 'tail', records: [rec(Buffer.from('x')), rec(null)], joined: false })).toBeNull();
+    expect(catchupRepProblem({ t: 'catchup_rep', mode: 'tail', records: [rec({ ref: [1, 0, 3, 0], length: 3 })], joined: false })).toMatch(/malformed records/);
+    expect(catchupRepProblem({ t: 'catchup_rep', mode: 'snapshot', id: 1, lsn: 1, epoch: 1, cells: [['r', 'c', 'text' as unknown as Uint8Array]], offset: 0, done: true })).toMatch(/malformed cells/);
+    expect(catchupRepProblem({ t: 'catchup_rep', mode: 'in_sync' })).toBeNull();
   });
 });
 
@@ -504,6 +514,113 @@ describe('tablet memory', () => {
     }
     await host.closeAll(false);
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('catch-up ring with cold values', () => {
+  const rec = (lsn: number, value: Uint8Array) => ({ lsn, epoch: 1, kind: 'put' as const, row: `r${lsn}`, col: 'c', value });
+  // A stand-in for the value files: value i lies in file 10 + i.
+  const files = new Map<Uint8Array, number>();
+  const coldOf = (v: Uint8Array): ColdValue | null => (files.has(v) ? new ColdValue([files.get(v)!, 0, v.length, 0]) : null);
+
+  it('holds durable big values cold, keeps the same records within the same limits, and knows the oldest file they lie in', () => {
+    const ring = new RecordRing(0, 1, 1000, 2500);
+    const values = Array.from({ length: 8 }, (_, i) => Buffer.alloc(i % 2 === 0 ? 1000 : 10, i));
+    values.forEach((v, i) => {
+      if (v.length === 1000) files.set(v, 10 + i);
+    });
+    for (let i = 0; i < 4; i++) ring.push(rec(i + 1, values[i]!));
+    expect(ring.coldFloor()).toBeNull();
+    ring.cool(3, coldOf); // records 1-3 durable: 1 and 3 are big
+    expect(ring.get(1)!.value).toBeInstanceOf(ColdValue);
+    expect(ring.get(2)!.value).toBe(values[1]); // small: kept as it is
+    expect(ring.get(3)!.value).toBeInstanceOf(ColdValue);
+    expect(ring.get(4)!.value).toBe(values[3]); // not durable yet
+    expect(ring.coldFloor()).toBe(10);
+    // Cold values count as if held: the byte limit evicts exactly the records it evicted before.
+    for (let i = 4; i < 8; i++) ring.push(rec(i + 1, values[i]!));
+    // 4 x 1000 + 4 x 10 + 8 x ~35 of overhead is over 2500: records 1-3 go, as they would if held.
+    expect(ring.first).toBe(4);
+    expect(ring.coldFloor()).toBeNull(); // the cold ones went with them
+    ring.cool(8, coldOf);
+    expect(ring.coldFloor()).toBe(14);
+    expect(ring.slice(4, 1 << 20).map((r) => r.value instanceof ColdValue)).toEqual([false, true, false, true, false]);
+    ring.reset(100, 2);
+    expect(ring.coldFloor()).toBeNull();
+  });
+
+  it('a tablet sends records its ring holds cold with their bytes, read back from the value file, in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'penncloud-ring-'));
+    const core = { ...CORE_OPTS, me: 'a', retransmitMs: 100 };
+    const opts = { me: 'a', resident: 2, checkpointBytes: 1 << 30, logBytes: 1 << 30, mailbox: 100, core };
+    // Peer b acknowledges probes at once, but loses the first repl batch of each value: the primary
+    // retransmits it from the ring once the values there are durable, and so cold.
+    const sent: ReplReq[] = [];
+    const lost = new Set<number>();
+    const env = {
+      send: (_to: string, _tablet: number, req: ReplReq | { t: 'catchup' }): Promise<Reply> => {
+        if (req.t !== 'repl') return Promise.reject(new Error('no catch-up here'));
+        sent.push(req);
+        const last = req.prevLsn + req.records.length;
+        if (req.records.length > 0 && !lost.has(last)) {
+          lost.add(last);
+          return new Promise<Reply>(() => undefined);
+        }
+        return Promise.resolve({ t: 'repl_ack', epoch: req.epoch, ok: true, reason: 'ok', lastLsn: last, durable: last } as Reply);
+      },
+      // A primary starting in a configuration asks for a new epoch first (replication.md): granted.
+      master: (): Promise<Reply> => {
+        setTimeout(() => host.setConfigs(new Map([[0, { epoch: 2, primary: 'a', replicas: ['a', 'b'], inSync: ['a', 'b'] }]])), 1);
+        return Promise.resolve({ t: 'ok' });
+      },
+      log: () => undefined,
+    };
+    const host: TabletHost = new TabletHost(opts, env, await WorkerLog.open({ dataDir: dir, worker: 0, owns: () => true, maxRecordBytes: 4 << 20, segmentBytes: 1 << 20 }));
+    host.setConfigs(new Map([[0, { epoch: 1, primary: 'a', replicas: ['a', 'b'], inSync: ['a', 'b'] }]]));
+    host.setLease(Number.MAX_SAFE_INTEGER);
+    const ticker = setInterval(() => host.tick(), 20);
+    const call = (req: DataRequest): Promise<Reply> => new Promise((resolve) => host.dispatch(req, resolve));
+    const big = (i: number): Buffer => Buffer.alloc(VALUE_FILE_BYTES * 2 + i, `big ${i} `);
+    try {
+      for (let i = 0; i < 3; i++) {
+        // (The first waits, as a client would, until the new epoch is served: 'not_primary' until then.)
+        let rep = await call({ t: 'put', tablet: 0, row: `r${i}`, col: 'c', value: big(i) });
+        for (let tries = 0; rep.t === 'error' && rep.code === 'not_primary' && tries < 100; tries++) {
+          await new Promise((r) => setTimeout(r, 10));
+          rep = await call({ t: 'put', tablet: 0, row: `r${i}`, col: 'c', value: big(i) });
+        }
+        expect(rep).toEqual({ t: 'ok' });
+      }
+    } finally {
+      clearInterval(ticker);
+    }
+    const withRecords = sent.filter((r) => r.records.length > 0);
+    expect(withRecords.length).toBeGreaterThanOrEqual(6); // each value sent, lost, and sent again
+    for (const req of withRecords) {
+      for (const w of req.records) {
+        expect(w[5]).toBeInstanceOf(Uint8Array); // never a ColdValue on its way out
+        expect(Buffer.from(w[5]!).equals(big(w[0] - 1)), `record ${w[0]}`).toBe(true);
+      }
+    }
+    // Records went out in lsn order: each batch starts where an earlier one (or the log's start) ended.
+    const starts = withRecords.map((r) => r.prevLsn);
+    expect(starts).toEqual([...starts].sort((x, y) => x - y));
+    await host.closeAll(false);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('young GCs paced by bytes received', () => {
+  it('asks for one young GC per SCAVENGE_EVERY_BYTES received, and does nothing without a GC function', () => {
+    const calls: string[] = [];
+    const pacer = new ScavengePacer(16, (o) => calls.push(o.type));
+    for (let i = 0; i < 10; i++) pacer.received(5); // 50 bytes: GCs after 20 and 40
+    expect(calls).toEqual(['minor', 'minor']);
+    pacer.received(100);
+    expect(calls).toHaveLength(3);
+    const none = new ScavengePacer(16, null);
+    expect(none.active).toBe(false);
+    none.received(1 << 30);
   });
 });
 

@@ -424,6 +424,29 @@ describe('WorkerLog', () => {
     await log.close();
   });
 
+  it("keeps the value files a tablet's catch-up ring holds cold values in, until the ring lets them go", async () => {
+    const opts = { valueFileBytes: VALUE_FILE_BYTES + 1000 }; // one value per file; dead files go at once
+    const { log, tablets } = await openAll([1], opts);
+    const t = tablets[0]!.log;
+    const v1 = Buffer.alloc(VALUE_FILE_BYTES, 1);
+    const v2 = Buffer.alloc(VALUE_FILE_BYTES, 2);
+    t.append({ lsn: 1, epoch: 1, kind: 'put', row: 'r', col: 'c', value: v1 });
+    await t.whenDurable(1);
+    const inRing = log.coldOf(1, v1)!; // the ring holds record 1 cold
+    let floor: number | null = inRing.ref[0];
+    const ringFloor = (): number | null => floor;
+    log.setRingFloor(1, ringFloor);
+    t.append({ lsn: 2, epoch: 1, kind: 'put', row: 'r', col: 'c', value: v2 }); // the cell changes
+    await t.whenDurable(2);
+    await t.checkpoint(2, 1, [['r', 'c', v2]]); // v1's file: no cell references it, the ring does
+    expect(Buffer.from((await log.readCold(1, [inRing]))[0]!).equals(v1)).toBe(true);
+    floor = null; // the ring evicted record 1
+    await t.checkpoint(2, 1, [['r', 'c', v2]]);
+    await expect(log.readCold(1, [inRing])).rejects.toThrow(/missing/);
+    log.dropRingFloor(1, ringFloor);
+    await log.close();
+  });
+
   it('keeps a value file that log records above a checkpoint mark reference, though the checkpoint does not', async () => {
     const opts = { valueFileBytes: VALUE_FILE_BYTES + 1000 }; // one value per file
     const { log, tablets } = await openAll([1], opts);

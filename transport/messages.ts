@@ -261,6 +261,18 @@ function checkField(v: unknown, type: FieldType): boolean {
   }
 }
 
+/**
+ * Why a peer's catch-up reply cannot be used (records or cells that are not well-formed), or null.
+ * Requests are checked where they arrive (validateRequest); this is the one reply a node takes data from.
+ */
+export function catchupRepProblem(rep: CatchupRep): string | null {
+  if (rep.mode === 'tail' && !(Array.isArray(rep.records) && rep.records.every(isWireRecord))) return 'a catch-up tail with malformed records';
+  if (rep.mode === 'snapshot' && !(Array.isArray(rep.cells) && rep.cells.every((c) => Array.isArray(c) && c.length === 3 && typeof c[0] === 'string' && typeof c[1] === 'string' && isBytes(c[2])))) {
+    return 'a catch-up snapshot chunk with malformed cells';
+  }
+  return null;
+}
+
 /** Returns the request if `body` is a well-formed request, otherwise a reason it is not. */
 export function validateRequest(body: unknown): Request | string {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'a request must be a map';

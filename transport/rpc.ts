@@ -139,6 +139,8 @@ export interface ServerOptions {
   /** Replies waiting to be written; beyond this they are dropped (the client times out). */
   maxQueued?: number;
   onProblem?: (reason: string) => void;
+  /** Told the bytes of every message received (all its parts), before its requests are handled. */
+  onBytes?: (bytes: number) => void;
 }
 
 export class RpcServer {
@@ -193,7 +195,15 @@ export class RpcServer {
 
   private async receiveLoop(): Promise<void> {
     try {
-      for await (const parts of this.socket) this.onMessage(parts);
+      const onBytes = this.opts.onBytes;
+      for await (const parts of this.socket) {
+        if (onBytes) {
+          let n = 0;
+          for (const p of parts) n += p.length;
+          onBytes(n);
+        }
+        this.onMessage(parts);
+      }
     } catch (e) {
       if (!this.socket.closed) this.report(`receive loop ended: ${(e as Error).message}`);
     }

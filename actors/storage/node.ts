@@ -59,6 +59,7 @@ export async function runStorageNode(topo: Topology, name: string, dataRoot: str
   const me = storageNode(topo, name);
   if (!me) throw new Error(`no storage node named '${name}' in ${topo.file}`);
   setFlagsFromString(`--initial-old-space-size=${WORKER_INITIAL_OLD_GENERATION_MB}`); // for the worker isolates to come
+  setFlagsFromString('--expose-gc'); // their young GCs paced by bytes received (young-gc.ts)
   const log = createLogger(name);
   const dataDir = join(dataRoot, name);
   mkdirSync(dataDir, { recursive: true });

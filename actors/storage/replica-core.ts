@@ -16,7 +16,7 @@
 //   once it has acknowledged up to that point asks the master to mark it in sync.
 import type { Cell, DataRequest, ErrorCode, Reply, ReplReq, CatchupReq, CatchupRep, InSyncReq, DropReq, ReplAckRep, WireRecord } from '../../transport/messages.js';
 import { ownBytes, TabletState } from './tablet-state.js';
-import type { CellValue, LogRecord } from './wal.js';
+import { ColdValue, type CellValue, type LogRecord } from './wal.js';
 
 /** A snapshot kept for a catching-up replica is dropped this long after it was taken. */
 export const SNAPSHOT_MAX_AGE_MS = 60_000;
@@ -125,8 +125,18 @@ interface Snapshot {
   created: number;
 }
 
-export function toWire(r: LogRecord): WireRecord {
-  return [r.lsn, r.epoch, r.kind === 'put' ? 1 : 0, r.row, r.col, r.kind === 'put' ? (r.value ?? new Uint8Array(0)) : null];
+/**
+ * A record as the ring keeps it: once its value is durable in a value file, a big value is held cold
+ * (RecordRing.cool), so the ring does not keep the bytes of recent big writes in memory.
+ */
+export type RingRecord = Omit<LogRecord, 'value'> & { value?: CellValue };
+
+/**
+ * The record as it travels. A cold value stays a ColdValue here, as in replies that carry cells: the
+ * tablet actor reads its bytes before the message leaves (tablet.ts, withBytes), so none reaches a socket.
+ */
+export function toWire(r: RingRecord): WireRecord {
+  return [r.lsn, r.epoch, r.kind === 'put' ? 1 : 0, r.row, r.col, r.kind === 'put' ? ((r.value as Uint8Array | undefined) ?? new Uint8Array(0)) : null];
 }
 
 export function fromWire(w: WireRecord): LogRecord {
@@ -135,15 +145,24 @@ export function fromWire(w: WireRecord): LogRecord {
   return rec;
 }
 
-function recordBytes(r: LogRecord): number {
+function recordBytes(r: RingRecord): number {
   return r.row.length + r.col.length + (r.value?.length ?? 0) + 32;
 }
 
-/** The most recent records of the log, for catch-up and retransmission; remembers the epoch just before it. */
+/**
+ * The most recent records of the log, for catch-up and retransmission; remembers the epoch just before it.
+ * Its limits count a cold value's bytes as if it were held, so it keeps the same records either way, and
+ * the value files its cold records lie in stay (coldFloor) for as long as the ring could send them.
+ */
 export class RecordRing {
-  private items: LogRecord[] = [];
+  private items: RingRecord[] = [];
   private head = 0;
   private bytes = 0;
+  /** Records up to here have been looked at by cool(). */
+  private cooledTo = 0;
+  /** The lsns of the cold records kept, oldest first (from coldHead on). */
+  private coldLsns: number[] = [];
+  private coldHead = 0;
   /** (lsn, epoch) of the record just before the first one kept. */
   baseLsn: number;
   baseEpoch: number;
@@ -161,25 +180,56 @@ export class RecordRing {
     return this.baseLsn + (this.items.length - this.head);
   }
 
-  push(r: LogRecord): void {
+  push(r: RingRecord): void {
     if (r.lsn !== this.last + 1) throw new Error(`ring: lsn ${r.lsn} does not follow ${this.last}`);
     this.items.push(r);
     this.bytes += recordBytes(r);
     while (this.items.length - this.head > this.maxRecords || (this.bytes > this.maxBytes && this.items.length - this.head > 1)) {
       const old = this.items[this.head]!;
-      this.items[this.head] = undefined as unknown as LogRecord;
+      this.items[this.head] = undefined as unknown as RingRecord;
       this.head++;
       this.bytes -= recordBytes(old);
       this.baseLsn = old.lsn;
       this.baseEpoch = old.epoch;
     }
+    while (this.coldHead < this.coldLsns.length && this.coldLsns[this.coldHead]! <= this.baseLsn) this.coldHead++;
     if (this.head > 4096 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
+    if (this.coldHead > 4096 && this.coldHead * 2 > this.coldLsns.length) {
+      this.coldLsns = this.coldLsns.slice(this.coldHead);
+      this.coldHead = 0;
+    }
   }
 
-  get(lsn: number): LogRecord | undefined {
+  /**
+   * The records up to `lsn` are durable: each big value among them that `coldOf` knows in a value file
+   * is held cold from now on (a new record object: the one appended may still be in other hands).
+   */
+  cool(lsn: number, coldOf: (value: Uint8Array) => ColdValue | null): void {
+    const to = Math.min(lsn, this.last);
+    for (let at = Math.max(this.cooledTo + 1, this.first); at <= to; at++) {
+      const i = this.head + (at - this.baseLsn - 1);
+      const r = this.items[i]!;
+      if (!(r.value instanceof Uint8Array)) continue;
+      const cold = coldOf(r.value);
+      if (cold === null || cold.length !== r.value.length) continue;
+      this.items[i] = { ...r, value: cold };
+      this.coldLsns.push(at);
+    }
+    this.cooledTo = Math.max(this.cooledTo, to);
+  }
+
+  /** The lowest value file number a cold record kept refers to (files from there on must stay), or null. */
+  coldFloor(): number | null {
+    if (this.coldHead >= this.coldLsns.length) return null;
+    const v = this.get(this.coldLsns[this.coldHead]!)!.value;
+    if (!(v instanceof ColdValue)) throw new Error(`ring: record ${this.coldLsns[this.coldHead]} is listed cold but is not`);
+    return v.ref[0];
+  }
+
+  get(lsn: number): RingRecord | undefined {
     if (lsn <= this.baseLsn || lsn > this.last) return undefined;
     return this.items[this.head + (lsn - this.baseLsn - 1)];
   }
@@ -192,8 +242,8 @@ export class RecordRing {
   }
 
   /** Records from `from` on, at most `maxBytes` (at least one when any). */
-  slice(from: number, maxBytes: number): LogRecord[] {
-    const out: LogRecord[] = [];
+  slice(from: number, maxBytes: number): RingRecord[] {
+    const out: RingRecord[] = [];
     let bytes = 0;
     for (let lsn = from; lsn <= this.last; lsn++) {
       const r = this.get(lsn)!;
@@ -209,6 +259,9 @@ export class RecordRing {
     this.items = [];
     this.head = 0;
     this.bytes = 0;
+    this.cooledTo = lsn;
+    this.coldLsns = [];
+    this.coldHead = 0;
     this.baseLsn = lsn;
     this.baseEpoch = epoch;
   }
@@ -303,6 +356,17 @@ export class ReplicaCore {
     let c = this.durable;
     for (const p of this.peers.values()) c = Math.min(c, p.acked);
     return c;
+  }
+  /**
+   * The log is durable up to `lsn`: the ring holds the big values up to there cold (those `coldOf`
+   * knows in a value file). Not an input of the protocol: what the ring sends is the same either way.
+   */
+  coolRing(lsn: number, coldOf: (value: Uint8Array) => ColdValue | null): void {
+    this.ring.cool(lsn, coldOf);
+  }
+  /** The lowest value file number the ring's cold records lie in: it and later files must stay (null: none). */
+  ringColdFloor(): number | null {
+    return this.ring.coldFloor();
   }
   /** The primary's view of its peers (for logs and status). */
   peerStates(): Record<string, { acked: number; next: number; inflight: number; known: boolean; ahead: boolean; joiner: boolean; idleMs: number }> {
@@ -445,7 +509,7 @@ export class ReplicaCore {
     }
   }
 
-  private sendRepl(node: string, prevLsn: number, recs: LogRecord[]): void {
+  private sendRepl(node: string, prevLsn: number, recs: RingRecord[]): void {
     const prevEpoch = this.ring.epochAt(prevLsn) ?? this.lastEpoch;
     this.out.push({
       kind: 'send',

@@ -3,7 +3,7 @@
 // the master, "durable up to n" notices from the log, configuration and lease updates, ticks. It
 // carries out the core's effects: log appends (group-committed), snapshot installs, replies, and
 // messages to peer tablets and the master.
-import { errorReply, type CatchupRep, type CputReq, type CatchupReq, type DataRequest, type DropReq, type InSyncReq, type PositionReq, type Reply, type ReplAckRep, type ReplReq } from '../../transport/messages.js';
+import { catchupRepProblem, errorReply, type CatchupRep, type CputReq, type CatchupReq, type DataRequest, type DropReq, type InSyncReq, type PositionReq, type Reply, type ReplAckRep, type ReplReq } from '../../transport/messages.js';
 import type { Respond } from '../../transport/rpc.js';
 import { Actor } from '../actor.js';
 import { monoNow } from '../clock.js';
@@ -87,6 +87,13 @@ export class TabletActor extends Actor<TabletMsg> {
   private flushScheduled = false;
   /** Big values appended and not yet durable: once they are (in a value file), their cells let go of the bytes. */
   private coolQueue: Array<{ lsn: number; row: string; col: string; value: Uint8Array }> = [];
+  /** The value files this tablet's catch-up ring holds cold values in start here (they stay: worker log). */
+  private readonly ringFloor = (): number | null => this.core?.ringColdFloor() ?? null;
+  /**
+   * Messages to peers waiting for cold values of the ring to be read, in the order they were sent; a
+   * later message waits behind them (a replica takes records only in order). Null: none waiting.
+   */
+  private sendQueue: Promise<void> | null = null;
 
   /** `cleanReload`: this process closed the tablet cleanly before (eviction), so its log lost nothing. */
   constructor(
@@ -148,6 +155,7 @@ export class TabletActor extends Actor<TabletMsg> {
       this.env.log('warn', `tablet ${this.id}: repaired by a checkpoint at lsn ${state.lsn} (${recovered.problems.join('; ')})`);
     }
     this.core = new ReplicaCore({ ...this.opts.core, tablet: this.id }, { state, lastEpoch, clean: this.cleanReload && recovered.problems.length === 0 });
+    this.workerLog.setRingFloor(this.id, this.ringFloor);
     this.wal = wal;
     this.phase = 'serving';
     const ms = Date.now() - started;
@@ -355,6 +363,7 @@ export class TabletActor extends Actor<TabletMsg> {
    * memory then holds big values only while they are being written, whatever it stores.
    */
   private coolDurable(lsn: number): void {
+    this.core?.coolRing(lsn, (v) => this.workerLog.coldOf(this.id, v));
     const state = this.core?.tablet;
     let n = 0;
     while (n < this.coolQueue.length && this.coolQueue[n]!.lsn <= lsn) {
@@ -371,12 +380,41 @@ export class TabletActor extends Actor<TabletMsg> {
     return respond;
   }
 
+  /**
+   * Sends `req` to the tablet on `to`. Repl records the ring holds cold are read back first (a
+   * retransmission, or a batch that waited behind 16 in flight); messages keep their order meanwhile.
+   * One that cannot be read is dropped like a lost message: retransmitted, and a peer that stays
+   * behind is dropped and catches up with a snapshot.
+   */
   private sendToPeer(to: string, req: ReplReq | CatchupReq): void {
+    const cold = req.t === 'repl' ? coldValuesIn(req) : [];
+    if (cold.length === 0 && this.sendQueue === null) return this.transmit(to, req);
+    const queued = (this.sendQueue ?? Promise.resolve()).then(async () => {
+      if (cold.length === 0 || req.t !== 'repl') return this.transmit(to, req);
+      let bytes: Uint8Array[];
+      try {
+        bytes = await this.workerLog.readCold(this.id, cold);
+      } catch (e) {
+        this.env.log('warn', `tablet ${this.id}: ${req.t} to ${to} not sent, its values cannot be read: ${(e as Error).message}`);
+        return;
+      }
+      this.transmit(to, withBytes(req, new Map(cold.map((c, i) => [c, bytes[i]!]))));
+    });
+    this.sendQueue = queued;
+    void queued.then(() => {
+      if (this.sendQueue === queued) this.sendQueue = null;
+    });
+  }
+
+  private transmit(to: string, req: ReplReq | CatchupReq): void {
     this.env.send(to, this.id, req).then(
       (rep) => {
         if (rep.t === 'repl_ack') this.tell({ kind: 'repl_ack', from: to, rep }, true);
-        else if (rep.t === 'catchup_rep') this.tell({ kind: 'catchup_rep', rep }, true);
-        else if (req.t === 'catchup') this.tell({ kind: 'catchup_rep', rep: { t: 'error', code: 'unavailable' } }, true);
+        else if (rep.t === 'catchup_rep' && catchupRepProblem(rep) === null) this.tell({ kind: 'catchup_rep', rep }, true);
+        else if (req.t === 'catchup') {
+          if (rep.t === 'catchup_rep') this.env.log('warn', `tablet ${this.id}: ${to} answered ${catchupRepProblem(rep)}; asking again`);
+          this.tell({ kind: 'catchup_rep', rep: { t: 'error', code: 'unavailable' } }, true);
+        }
       },
       (e: unknown) => {
         if (process.env['PENNCLOUD_DEBUG_REPL']) this.env.log('warn', `tablet ${this.id}: ${req.t} to ${to} failed: ${(e as Error).message}`);
@@ -433,6 +471,7 @@ export class TabletActor extends Actor<TabletMsg> {
     } finally {
       this.phase = 'closed';
       this.wal = null;
+      this.workerLog.dropRingFloor(this.id, this.ringFloor);
       for (const m of this.stop()) {
         if (m.kind === 'request') m.respond(errorReply('unavailable', `tablet ${this.id} is closing`));
         else if (m.kind === 'close') m.done();
@@ -449,6 +488,7 @@ export class TabletActor extends Actor<TabletMsg> {
   /** Drops everything like a crash would (admin stop): unsynced appends are lost. */
   async crash(): Promise<void> {
     this.phase = 'closed';
+    this.workerLog.dropRingFloor(this.id, this.ringFloor);
     this.stop();
     this.responders.clear();
     const wal = this.wal;
@@ -461,6 +501,7 @@ export class TabletActor extends Actor<TabletMsg> {
   protected override crashed(error: unknown, msg: TabletMsg): void {
     this.env.log('error', `tablet ${this.id} crashed on ${msg.kind}: ${(error as Error).stack ?? error}`);
     this.phase = 'failed';
+    this.workerLog.dropRingFloor(this.id, this.ringFloor);
     this.wal?.abandon(); // the mailbox is stopped: nothing else would let the tablet be opened again
     this.wal = null;
     if (msg.kind === 'request') msg.respond(errorReply('internal', `tablet ${this.id} failed`));
@@ -468,22 +509,27 @@ export class TabletActor extends Actor<TabletMsg> {
   }
 }
 
-/** The cold values a reply carries (values of GET, CPUT mismatch, scan pages, snapshot chunks). */
-function coldValuesIn(reply: Reply): ColdValue[] {
+/**
+ * The cold values a message carries: values of GET, CPUT mismatch, scan pages and snapshot chunks, and
+ * records from the catch-up ring (repl batches, catch-up tails).
+ */
+function coldValuesIn(msg: Reply | ReplReq): ColdValue[] {
   const out: ColdValue[] = [];
-  const v = reply as { t: string; value?: unknown; current?: unknown; cells?: Array<[string, string, unknown]> };
+  const v = msg as { t: string; value?: unknown; current?: unknown; cells?: Array<[string, string, unknown]>; records?: unknown[][] };
   if (v.value instanceof ColdValue) out.push(v.value);
   if (v.current instanceof ColdValue) out.push(v.current);
   if (Array.isArray(v.cells)) for (const c of v.cells) if (c[2] instanceof ColdValue) out.push(c[2]);
+  if (Array.isArray(v.records)) for (const r of v.records) if (r[5] instanceof ColdValue) out.push(r[5]);
   return out;
 }
 
-/** A copy of `reply` with its cold values replaced by their bytes (shared cell tuples are not touched). */
-function withBytes(reply: Reply, of: Map<ColdValue, Uint8Array>): Reply {
+/** A copy of `msg` with its cold values replaced by their bytes (shared cell and record tuples are not touched). */
+function withBytes<M extends Reply | ReplReq>(msg: M, of: Map<ColdValue, Uint8Array>): M {
   const put = (x: unknown): unknown => (x instanceof ColdValue ? of.get(x)! : x);
-  const r = { ...reply } as Record<string, unknown>;
+  const r = { ...msg } as Record<string, unknown>;
   if ('value' in r) r['value'] = put(r['value']);
   if ('current' in r) r['current'] = put(r['current']);
   if (Array.isArray(r['cells'])) r['cells'] = (r['cells'] as Array<[string, string, unknown]>).map(([row, col, val]) => [row, col, put(val)]);
-  return r as unknown as Reply;
+  if (Array.isArray(r['records'])) r['records'] = (r['records'] as unknown[][]).map((rec) => (rec[5] instanceof ColdValue ? [...rec.slice(0, 5), put(rec[5])] : rec));
+  return r as unknown as M;
 }

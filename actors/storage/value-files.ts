@@ -36,6 +36,9 @@
  *   live bytes, plus the active file. Files that log records above the mark reference are not compacted.
  * - Every read checks the length and the crc. A checkpoint referencing a missing file, or a value
  *   past a file's end, does not load.
+ * - Files from `keepFrom()` on (numbers only grow) hold values the tablet's catch-up ring holds cold and
+ *   may still send (replica-core.ts, RecordRing): they are neither compacted nor deleted. The ring
+ *   counts those values against its byte budget, so this keeps at most about that much more on disk.
  * - A file is not deleted while a read of it is in progress (pins), and a cold value copied out of a
  *   compacted file is read from where it went (`moved`) until its cell points there.
  * - At most a ReadBudget of cold bytes (64 MiB per worker) is read at once; later reads wait in order.
@@ -162,6 +165,8 @@ export class ValueFiles implements CheckpointValues {
   /** Per file: the highest log seq of a record (appended by this process) that references it. */
   private readonly logSeqs = new Map<number, number>();
   private nextNo: number;
+  /** The lowest file number the tablet's catch-up ring still needs (null: none); set by the worker log. */
+  keepFrom: () => number | null = () => null;
 
   /**
    * Files nothing references any more, since when: deleted once `deadGraceMs` has passed. A catch-up
@@ -210,8 +215,9 @@ export class ValueFiles implements CheckpointValues {
   beginCheckpoint(logMark: number): void {
     this.tally = new Map();
     this.compacting = new Set();
+    const ringFloor = this.keepFrom() ?? Infinity;
     for (const [no, size] of this.sizes) {
-      if (no === this.active?.no || (this.logSeqs.get(no) ?? 0) > logMark || this.dead.has(no)) continue;
+      if (no === this.active?.no || (this.logSeqs.get(no) ?? 0) > logMark || this.dead.has(no) || no >= ringFloor) continue;
       if ((this.live.get(no) ?? 0) + (this.fresh.get(no) ?? 0) < size * COMPACT_BELOW) this.compacting.add(no);
     }
     this.freshAtBegin = new Map(this.fresh);
@@ -378,8 +384,9 @@ export class ValueFiles implements CheckpointValues {
     this.freshAtBegin = new Map();
     let deleted = false;
     const now = Date.now();
+    const ringFloor = this.keepFrom() ?? Infinity;
     for (const no of [...this.sizes.keys()]) {
-      if (used.has(no) || no === this.active?.no || (this.logSeqs.get(no) ?? 0) > logMark || this.pending.some((r) => r.file.no === no)) {
+      if (used.has(no) || no === this.active?.no || (this.logSeqs.get(no) ?? 0) > logMark || this.pending.some((r) => r.file.no === no) || no >= ringFloor) {
         this.dead.delete(no);
         continue;
       }

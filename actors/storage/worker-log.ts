@@ -151,6 +151,8 @@ export class WorkerLog {
   private readonly checkpointing = new Map<number, { firstAfter: number | null; bytesAfter: number }>();
   /** Each tablet's value files (big values: appended ones, and checkpoints'), opened on first use. */
   private readonly valueFiles = new Map<number, ValueFiles>();
+  /** Per open tablet: the lowest value file its catch-up ring needs (setRingFloor). */
+  private readonly ringFloors = new Map<number, () => number | null>();
   /** Value files with values reserved by appends since the last flush began: written before its log write. */
   private valueWrites = new Set<ValueFiles>();
   /** Cold values being read at once, all tablets together. */
@@ -408,9 +410,23 @@ export class WorkerLog {
     let v = this.valueFiles.get(tablet);
     if (!v) {
       v = await ValueFiles.open(tabletDir(this.opts.dataDir, tablet), this.opts.valueFileBytes, this.coldReads, this.opts.deadValueFileMs);
+      v.keepFrom = () => this.ringFloors.get(tablet)?.() ?? null;
       this.valueFiles.set(tablet, v);
     }
     return v;
+  }
+
+  /**
+   * The open tablet's catch-up ring holds values cold from value file `floor()` on: those files stay
+   * (ValueFiles.keepFrom).
+   */
+  setRingFloor(tablet: number, floor: () => number | null): void {
+    this.ringFloors.set(tablet, floor);
+  }
+
+  /** Forgets `floor` (set by a tablet actor that is closing), unless a successor has set its own. */
+  dropRingFloor(tablet: number, floor: () => number | null): void {
+    if (this.ringFloors.get(tablet) === floor) this.ringFloors.delete(tablet);
   }
 
   /**

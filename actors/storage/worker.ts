@@ -10,6 +10,7 @@ import { SNAPSHOT_MAX_AGE_MS, type TabletConfig } from './replica-core.js';
 import { OpMeter, type MeterSnapshot } from './op-meter.js';
 import { TabletHost } from './tablet-host.js';
 import { WorkerLog } from './worker-log.js';
+import { ScavengePacer } from './young-gc.js';
 
 export interface WorkerConfig {
   node: string;
@@ -162,11 +163,15 @@ function metered(respond: Respond): Respond {
   };
 }
 
+// Young GCs paced by the bytes received, so received chunks V8 counts as external memory do not pile up
+// into a full GC every ~30 MB (young-gc.ts).
+const scavenges = new ScavengePacer();
 const server = new RpcServer({
   endpoint: cfg.endpoint,
   maxMessageBytes: cfg.maxMessageBytes,
   handler: handle,
   onProblem: (reason) => log.warn({ reason }, 'bad frame'),
+  ...(scavenges.active ? { onBytes: (n: number) => scavenges.received(n) } : {}),
 });
 
 const ticker = setInterval(() => host.tick(), 50);
