@@ -545,6 +545,12 @@ describe('catch-up ring with cold values', () => {
     ring.cool(8, coldOf);
     expect(ring.coldFloor()).toBe(14);
     expect(ring.slice(4, 1 << 20).map((r) => r.value instanceof ColdValue)).toEqual([false, true, false, true, false]);
+    // The floor is the lowest file of any cold record kept, whichever record lies there.
+    const early = Buffer.alloc(1000, 9);
+    files.set(early, 3);
+    ring.push(rec(9, early));
+    ring.cool(9, coldOf);
+    expect(ring.coldFloor()).toBe(3);
     ring.reset(100, 2);
     expect(ring.coldFloor()).toBeNull();
   });

@@ -221,12 +221,19 @@ export class RecordRing {
     this.cooledTo = Math.max(this.cooledTo, to);
   }
 
-  /** The lowest value file number a cold record kept refers to (files from there on must stay), or null. */
+  /**
+   * The lowest value file number a cold record kept refers to (files from there on must stay), or null.
+   * The lowest of all, not the oldest record's: a checkpoint that wrote a value again before its append
+   * was written leaves that value's reference in a later place than a newer record's.
+   */
   coldFloor(): number | null {
-    if (this.coldHead >= this.coldLsns.length) return null;
-    const v = this.get(this.coldLsns[this.coldHead]!)!.value;
-    if (!(v instanceof ColdValue)) throw new Error(`ring: record ${this.coldLsns[this.coldHead]} is listed cold but is not`);
-    return v.ref[0];
+    let floor: number | null = null;
+    for (let i = this.coldHead; i < this.coldLsns.length; i++) {
+      const v = this.get(this.coldLsns[i]!)!.value;
+      if (!(v instanceof ColdValue)) throw new Error(`ring: record ${this.coldLsns[i]} is listed cold but is not`);
+      if (floor === null || v.ref[0] < floor) floor = v.ref[0];
+    }
+    return floor;
   }
 
   get(lsn: number): RingRecord | undefined {
