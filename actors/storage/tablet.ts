@@ -9,6 +9,7 @@ import { Actor } from '../actor.js';
 import { monoNow } from '../clock.js';
 import { ReplicaCore, type CoreOptions, type Effect, type Input, type TabletConfig } from './replica-core.js';
 import { TabletState } from './tablet-state.js';
+import { VALUE_FILE_BYTES } from './value-files.js';
 import { ColdValue, type CellValue } from './wal.js';
 import type { Recovered, TabletLog, WorkerLog } from './worker-log.js';
 
@@ -363,7 +364,7 @@ export class TabletActor extends Actor<TabletMsg> {
    * memory then holds big values only while they are being written, whatever it stores.
    */
   private coolDurable(lsn: number): void {
-    this.core?.coolRing(lsn, (v) => this.workerLog.coldOf(this.id, v));
+    this.core?.coolRing(lsn, (v) => (v.length >= VALUE_FILE_BYTES ? this.workerLog.coldOf(this.id, v) : null));
     const state = this.core?.tablet;
     let n = 0;
     while (n < this.coolQueue.length && this.coolQueue[n]!.lsn <= lsn) {
