@@ -33,6 +33,9 @@ function toBytes(v: Bytes): Uint8Array {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A scan of one node's copy is sent up to this many times while the node cannot be connected to (~200 ms apart). */
+const SCAN_CONNECT_TRIES = 8;
+
 export class StoreClient {
   private cachedMap: TabletMap | null = null;
   private refreshing: Promise<TabletMap> | null = null;
@@ -141,9 +144,19 @@ export class StoreClient {
     const n = mapNode(map, node);
     if (!n) throw new StoreError('bad_request', `no storage node named '${node}'`);
     if (tablet < 0 || tablet >= map.tablets) throw new StoreError('bad_request', `no tablet ${tablet} (there are ${map.tablets})`);
-    const rep = await this.socket(workerEndpoint(map, n, tablet)).request({ t: 'scan', tablet, after, limit });
-    if (rep.t === 'scan') return rep;
-    throw unexpected(rep);
+    // Addressed to one node, so not retried elsewhere. A node back from a restart is connected to again
+    // within zmq's reconnect back-off (250 ms, rpc.ts), later on a busy machine, while a request waits
+    // 100 ms for a connection: so a scan that finds the node unreachable is asked again a few times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const rep = await this.socket(workerEndpoint(map, n, tablet)).request({ t: 'scan', tablet, after, limit });
+        if (rep.t === 'scan') return rep;
+        throw unexpected(rep);
+      } catch (e) {
+        if (!(e instanceof RpcError) || e.kind !== 'unreachable' || attempt >= SCAN_CONNECT_TRIES) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 
   async close(): Promise<void> {

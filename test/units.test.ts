@@ -555,6 +555,24 @@ describe('catch-up ring with cold values', () => {
     expect(ring.coldFloor()).toBeNull();
   });
 
+  it('a primary holds cold only the records every peer has been sent: a batch waiting for a slot is not read back', () => {
+    const h = new PrimaryHarness({ maxInflightBatches: 1 });
+    h.start(['a', 'b', 'c'], ['a', 'b', 'c']);
+    // Values 'bigN' lie in value file N (a stand-in for the value files).
+    const coldOfBig = (v: Uint8Array): ColdValue | null => {
+      const t = Buffer.from(v).toString();
+      return t.startsWith('big') ? new ColdValue([Number(t.slice(3)), 0, v.length, 0]) : null;
+    };
+    h.put(1, 'r1', 'big12'); // sent at once (one batch in flight per peer)
+    h.put(2, 'r2', 'big10'); // these two wait for the first batch's acknowledgement
+    h.put(3, 'r3', 'big11');
+    h.core.coolRing(3, coldOfBig);
+    expect(h.core.ringColdFloor()).toBe(12); // only record 1 is cold
+    h.settle(); // acknowledged: records 2 and 3 go out
+    h.core.coolRing(3, coldOfBig);
+    expect(h.core.ringColdFloor()).toBe(10);
+  });
+
   it('a tablet sends records its ring holds cold with their bytes, read back from the value file, in order', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'penncloud-ring-'));
     const core = { ...CORE_OPTS, me: 'a', retransmitMs: 100 };

@@ -200,7 +200,11 @@ export class RpcServer {
         if (onBytes) {
           let n = 0;
           for (const p of parts) n += p.length;
-          onBytes(n);
+          try {
+            onBytes(n);
+          } catch (e) {
+            this.report(`onBytes failed: ${(e as Error).message}`); // (the receive loop goes on)
+          }
         }
         this.onMessage(parts);
       }

@@ -366,10 +366,14 @@ export class ReplicaCore {
   }
   /**
    * The log is durable up to `lsn`: the ring holds the big values up to there cold (those `coldOf`
-   * knows in a value file). Not an input of the protocol: what the ring sends is the same either way.
+   * knows in a value file), except those not yet sent to every peer, so a batch that waits for a free
+   * slot (maxInflightBatches) is not read back from disk. Not an input of the protocol: what the ring
+   * sends is the same either way.
    */
   coolRing(lsn: number, coldOf: (value: Uint8Array) => ColdValue | null): void {
-    this.ring.cool(lsn, coldOf);
+    let upTo = lsn;
+    for (const p of this.peers.values()) upTo = Math.min(upTo, p.next - 1);
+    this.ring.cool(upTo, coldOf);
   }
   /** The lowest value file number the ring's cold records lie in: it and later files must stay (null: none). */
   ringColdFloor(): number | null {

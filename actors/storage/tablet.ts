@@ -91,10 +91,11 @@ export class TabletActor extends Actor<TabletMsg> {
   /** The value files this tablet's catch-up ring holds cold values in start here (they stay: worker log). */
   private readonly ringFloor = (): number | null => this.core?.ringColdFloor() ?? null;
   /**
-   * Messages to peers waiting for cold values of the ring to be read, in the order they were sent; a
-   * later message waits behind them (a replica takes records only in order). Null: none waiting.
+   * Per peer: messages waiting for cold values of the ring to be read, in the order they were sent; a
+   * later message to that peer waits behind them (a replica takes records only in order). Other peers'
+   * messages do not wait. No entry: none waiting.
    */
-  private sendQueue: Promise<void> | null = null;
+  private readonly sendQueues = new Map<string, Promise<void>>();
 
   /** `cleanReload`: this process closed the tablet cleanly before (eviction), so its log lost nothing. */
   constructor(
@@ -389,22 +390,29 @@ export class TabletActor extends Actor<TabletMsg> {
    */
   private sendToPeer(to: string, req: ReplReq | CatchupReq): void {
     const cold = req.t === 'repl' ? coldValuesIn(req) : [];
-    if (cold.length === 0 && this.sendQueue === null) return this.transmit(to, req);
-    const queued = (this.sendQueue ?? Promise.resolve()).then(async () => {
-      if (cold.length === 0 || req.t !== 'repl') return this.transmit(to, req);
-      let bytes: Uint8Array[];
-      try {
-        bytes = await this.workerLog.readCold(this.id, cold);
-      } catch (e) {
-        this.env.log('warn', `tablet ${this.id}: ${req.t} to ${to} not sent, its values cannot be read: ${(e as Error).message}`);
-        return;
-      }
-      this.transmit(to, withBytes(req, new Map(cold.map((c, i) => [c, bytes[i]!]))));
-    });
-    this.sendQueue = queued;
-    void queued.then(() => {
-      if (this.sendQueue === queued) this.sendQueue = null;
-    });
+    const before = this.sendQueues.get(to);
+    if (cold.length === 0 && before === undefined) return this.transmit(to, req);
+    // The read starts now, which pins the files at once (a checkpoint meanwhile cannot delete them);
+    // only the sending waits for the messages before it.
+    const read = cold.length > 0 ? this.workerLog.readCold(this.id, cold) : null;
+    read?.catch(() => undefined); // (seen below, once its turn comes)
+    const queued = (before ?? Promise.resolve())
+      .then(async () => {
+        if (read === null || req.t !== 'repl') return this.transmit(to, req);
+        let bytes: Uint8Array[];
+        try {
+          bytes = await read;
+        } catch (e) {
+          this.env.log('warn', `tablet ${this.id}: ${req.t} to ${to} not sent, its values cannot be read: ${(e as Error).message}`);
+          return;
+        }
+        this.transmit(to, withBytes(req, new Map(cold.map((c, i) => [c, bytes[i]!]))));
+      })
+      .catch((e: unknown) => this.env.log('error', `tablet ${this.id}: ${req.t} to ${to} not sent: ${(e as Error).message}`))
+      .finally(() => {
+        if (this.sendQueues.get(to) === queued) this.sendQueues.delete(to);
+      });
+    this.sendQueues.set(to, queued);
   }
 
   private transmit(to: string, req: ReplReq | CatchupReq): void {
@@ -466,7 +474,11 @@ export class TabletActor extends Actor<TabletMsg> {
       if (wal !== null && this.core !== null && this.phase === 'serving') {
         await wal.whenDurable(wal.lastLsn);
         const effects = [...this.core.handle({ kind: 'durable', lsn: wal.lastLsn }, monoNow()), ...this.core.handle({ kind: 'shutdown' }, monoNow())];
-        for (const e of effects) if (e.kind === 'reply') this.takeResponder(e.token)?.(e.reply);
+        for (const e of effects) {
+          if (e.kind !== 'reply') continue;
+          const respond = this.takeResponder(e.token);
+          if (respond) this.respondWithBytes(e.reply, respond); // (a GET of a cold cell reads it first)
+        }
       }
       if (wal !== null && this.phase === 'serving' && checkpoint && wal.bytesSinceCheckpoint > 0) await this.checkpoint();
     } finally {
@@ -495,6 +507,7 @@ export class TabletActor extends Actor<TabletMsg> {
     const wal = this.wal;
     this.wal = null;
     await this.loaded.catch(() => undefined);
+    this.workerLog.dropRingFloor(this.id, this.ringFloor); // (a load that finished meanwhile set it)
     (wal ?? this.wal)?.abandon();
     await this.checkpointRunning; // its file write finishes before a successor may open the tablet
   }
