@@ -6,7 +6,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FRONTEND_OLD_SPACE_FLOOR_MB } from '../actors/launcher.js';
+import { FRONTEND_OLD_SPACE_FLOOR_MB, STORAGE_MALLOC_ENV } from '../actors/launcher.js';
 import { chunkRow, CHUNK_COL, dirRow, nodeRow, META, pendingRow } from '../web/drive/rows.js';
 import { bufferFile, DriveHttp, fileSource, sha256, writeRandomFile } from './drive-helpers.js';
 import { useCluster } from './support/cluster.js';
@@ -358,6 +358,9 @@ describe('drive over HTTP on two frontends, replication 3', () => {
       const pid = cluster.pid('web1')!;
       // Started as `penncloud up` starts it, with a floor under its old generation (actors/launcher.ts).
       expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toContain(`--initial-old-space-size=${FRONTEND_OLD_SPACE_FLOOR_MB}`);
+      // The storage nodes, with their malloc settings (the same function starts them).
+      const storageEnv = readFileSync(`/proc/${cluster.pid('s1')!}/environ`, 'utf8').split('\0');
+      for (const [k, v] of Object.entries(STORAGE_MALLOC_ENV)) expect(storageEnv).toContain(`${k}=${v}`);
       const idle = vmRssKb(pid);
       let peak = idle;
       const sampler = setInterval(() => (peak = Math.max(peak, vmRssKb(pid))), 50);

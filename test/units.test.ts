@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Actor } from '../actors/actor.js';
-import { FRONTEND_OLD_SPACE_FLOOR_MB, nodeProcessArgs } from '../actors/launcher.js';
+import { FRONTEND_OLD_SPACE_FLOOR_MB, nodeProcessArgs, nodeProcessEnv, STORAGE_MALLOC_ENV } from '../actors/launcher.js';
 import { MasterCore, initialAssignments } from '../actors/master-core.js';
 import { masterOptions } from '../actors/master.js';
 import { fromWire, RecordRing, ReplicaCore } from '../actors/storage/replica-core.js';
@@ -101,6 +101,15 @@ describe('topology', () => {
     expect(args('web1')).toEqual([`--initial-old-space-size=${FRONTEND_OLD_SPACE_FLOOR_MB}`, 'cli.js', 'node', 'web1', '--topology', 'topo.toml', '--data', 'data']);
     expect(args('s1')).toEqual(['cli.js', 'node', 's1', '--topology', 'topo.toml', '--data', 'data']);
     expect(args('master')[0]).toBe('cli.js');
+  });
+
+  it("starts a storage node with glibc malloc settings, and the other nodes with the launcher's environment only", () => {
+    const t = parseTopology(topologyText({ basePort: 9000, storageNodes: 1, frontends: 1 }));
+    const base = { PATH: '/bin', MALLOC_TRIM_THRESHOLD_: 'mine' };
+    expect(nodeProcessEnv(t, 's1', base)).toEqual({ PATH: '/bin', ...STORAGE_MALLOC_ENV });
+    expect(nodeProcessEnv(t, 'web1', base)).toEqual(base);
+    expect(nodeProcessEnv(t, 'master', base)).toEqual(base);
+    expect(Number(STORAGE_MALLOC_ENV['MALLOC_MMAP_THRESHOLD_'])).toBeGreaterThan(1 << 20); // a 1 MiB chunk comes from the heap
   });
 
   it('spreads replica sets evenly', () => {

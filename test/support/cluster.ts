@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { nodeProcessArgs } from '../../actors/launcher.js';
+import { nodeProcessArgs, nodeProcessEnv } from '../../actors/launcher.js';
 import { StoreClient, type StoreClientOptions } from '../../actors/session.js';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { loadTopology, type Topology } from '../../transport/topology.js';
@@ -128,6 +128,7 @@ export class TestCluster {
     const fd = openSync(join(this.dir, `${name}.log`), 'a');
     const child = spawn(process.execPath, nodeProcessArgs(this.topo, name, this.topologyFile, join(this.dir, 'data'), CLI), {
       stdio: ['ignore', fd, fd],
+      env: nodeProcessEnv(this.topo, name),
     });
     closeSync(fd);
     this.procs.set(name, child);
