@@ -9,7 +9,7 @@
 // uploads (15-20 % of a storage node's CPU, most of it concurrent marking). A young GC costs what
 // survives it (little: the chunks of the moment), so one every SCAVENGE_EVERY_BYTES keeps the count
 // below the mark. Session 11: 24 -> 0 full GCs per worker over three 200 MB uploads, storage CPU
-// per MB uploaded -8 to -13 % in same-time pairs (with the catch-up ring holding chunks cold once
+// per MB uploaded -6 to -10 % in same-time pairs (with the catch-up ring holding chunks cold once
 // durable, replica-core.ts; without that the chunks it held outlived young GCs and the full GCs stayed).
 //
 // The GC function exists when the process runs with --expose-gc; a storage node sets that flag for its
