@@ -82,10 +82,13 @@ export const STORAGE_MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: String(32 << 20), // allocations under 32 MiB (drive chunks, mail parts) come from the heap
 };
 
+function kindOf(topo: Topology, name: string): NodeKind | undefined {
+  return allNodes(topo).find((n) => n.name === name)?.kind;
+}
+
 /** The environment of node `name`'s process: `base` (the launcher's own) plus its kind's settings. */
 export function nodeProcessEnv(topo: Topology, name: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const kind = allNodes(topo).find((n) => n.name === name)?.kind;
-  return kind === 'storage' ? { ...base, ...STORAGE_MALLOC_ENV } : { ...base };
+  return kindOf(topo, name) === 'storage' ? { ...base, ...STORAGE_MALLOC_ENV } : { ...base };
 }
 
 /**
@@ -93,8 +96,7 @@ export function nodeProcessEnv(topo: Topology, name: string, base: NodeJS.Proces
  * (`cli`: the compiled penncloud.js, which tests running from the sources name themselves).
  */
 export function nodeProcessArgs(topo: Topology, name: string, topologyFile: string, dataRoot: string, cli = CLI): string[] {
-  const kind = allNodes(topo).find((n) => n.name === name)?.kind;
-  return [...v8Flags(kind), cli, 'node', name, '--topology', topologyFile, '--data', dataRoot];
+  return [...v8Flags(kindOf(topo, name)), cli, 'node', name, '--topology', topologyFile, '--data', dataRoot];
 }
 
 export interface UpOptions {

@@ -154,7 +154,7 @@ export class StoreClient {
         throw unexpected(rep);
       } catch (e) {
         if (!(e instanceof RpcError) || e.kind !== 'unreachable' || attempt >= SCAN_CONNECT_TRIES) throw e;
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     }
   }

@@ -575,10 +575,10 @@ describe('catch-up ring with cold values', () => {
     h.put(1, 'r1', 'big12'); // sent at once (one batch in flight per peer)
     h.put(2, 'r2', 'big10'); // these two wait for the first batch's acknowledgement
     h.put(3, 'r3', 'big11');
-    h.core.coolRing(3, coldOfBig);
+    h.core.coolRing(coldOfBig); // all three are durable
     expect(h.core.ringColdFloor()).toBe(12); // only record 1 is cold
     h.settle(); // acknowledged: records 2 and 3 go out
-    h.core.coolRing(3, coldOfBig);
+    h.core.coolRing(coldOfBig);
     expect(h.core.ringColdFloor()).toBe(10);
   });
 

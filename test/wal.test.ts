@@ -404,17 +404,25 @@ describe('WorkerLog', () => {
     expect(await valueFds()).toEqual([]);
   });
 
-  it('keeps a value file nothing references for a grace period (a catch-up snapshot may still read it), then deletes it', async () => {
-    const opts = { valueFileBytes: VALUE_FILE_BYTES + 1000, deadValueFileMs: 300 }; // one value per file
-    const { log, tablets } = await openAll([1], opts);
+  /**
+   * Tablet 1's cell r/c written twice, one value file each: v1 durable, then looked up cold (as a
+   * snapshot or the catch-up ring would hold it), then v2 durable. Nothing checkpointed yet.
+   */
+  async function overwrittenBigValue(extra: Partial<WorkerLogOptions> = {}) {
+    const { log, tablets } = await openAll([1], { valueFileBytes: VALUE_FILE_BYTES + 1000, ...extra });
     const t = tablets[0]!.log;
     const v1 = Buffer.alloc(VALUE_FILE_BYTES, 1);
     const v2 = Buffer.alloc(VALUE_FILE_BYTES, 2);
     t.append({ lsn: 1, epoch: 1, kind: 'put', row: 'r', col: 'c', value: v1 });
     await t.whenDurable(1);
-    const old = log.coldOf(1, v1)!; // as a snapshot taken now would hold it
+    const old = log.coldOf(1, v1)!;
     t.append({ lsn: 2, epoch: 1, kind: 'put', row: 'r', col: 'c', value: v2 }); // the cell changes
     await t.whenDurable(2);
+    return { log, t, v1, v2, old };
+  }
+
+  it('keeps a value file nothing references for a grace period (a catch-up snapshot may still read it), then deletes it', async () => {
+    const { log, t, v1, v2, old } = await overwrittenBigValue({ deadValueFileMs: 300 });
     await t.checkpoint(2, 1, [['r', 'c', v2]]); // v1's file: referenced by nothing now
     expect(Buffer.from((await log.readCold(1, [old]))[0]!).equals(v1)).toBe(true);
     await new Promise((r) => setTimeout(r, 350));
@@ -425,19 +433,10 @@ describe('WorkerLog', () => {
   });
 
   it("keeps the value files a tablet's catch-up ring holds cold values in, until the ring lets them go", async () => {
-    const opts = { valueFileBytes: VALUE_FILE_BYTES + 1000 }; // one value per file; dead files go at once
-    const { log, tablets } = await openAll([1], opts);
-    const t = tablets[0]!.log;
-    const v1 = Buffer.alloc(VALUE_FILE_BYTES, 1);
-    const v2 = Buffer.alloc(VALUE_FILE_BYTES, 2);
-    t.append({ lsn: 1, epoch: 1, kind: 'put', row: 'r', col: 'c', value: v1 });
-    await t.whenDurable(1);
-    const inRing = log.coldOf(1, v1)!; // the ring holds record 1 cold
-    let floor: number | null = inRing.ref[0];
+    const { log, t, v1, v2, old: inRing } = await overwrittenBigValue(); // dead files go at once
+    let floor: number | null = inRing.ref[0]; // the ring holds record 1 cold
     const ringFloor = (): number | null => floor;
     log.setRingFloor(1, ringFloor);
-    t.append({ lsn: 2, epoch: 1, kind: 'put', row: 'r', col: 'c', value: v2 }); // the cell changes
-    await t.whenDurable(2);
     await t.checkpoint(2, 1, [['r', 'c', v2]]); // v1's file: no cell references it, the ring does
     expect(Buffer.from((await log.readCold(1, [inRing]))[0]!).equals(v1)).toBe(true);
     floor = null; // the ring evicted record 1

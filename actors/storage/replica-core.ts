@@ -365,13 +365,14 @@ export class ReplicaCore {
     return c;
   }
   /**
-   * The log is durable up to `lsn`: the ring holds the big values up to there cold (those `coldOf`
-   * knows in a value file), except those not yet sent to every peer, so a batch that waits for a free
-   * slot (maxInflightBatches) is not read back from disk. Not an input of the protocol: what the ring
-   * sends is the same either way.
+   * The ring holds cold the big values (those `coldOf` knows in a value file) of the records that are
+   * durable here and have been sent to every peer: a batch waiting for a free slot (maxInflightBatches)
+   * is not read back from disk. Cheap when nothing is new (the ring remembers how far it looked), so the
+   * tablet actor calls it after every input. Not an input of the protocol: what the ring sends is the
+   * same either way.
    */
-  coolRing(lsn: number, coldOf: (value: Uint8Array) => ColdValue | null): void {
-    let upTo = lsn;
+  coolRing(coldOf: (value: Uint8Array) => ColdValue | null): void {
+    let upTo = this.durable;
     for (const p of this.peers.values()) upTo = Math.min(upTo, p.next - 1);
     this.ring.cool(upTo, coldOf);
   }

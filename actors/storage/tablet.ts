@@ -9,7 +9,6 @@ import { Actor } from '../actor.js';
 import { monoNow } from '../clock.js';
 import { ReplicaCore, type CoreOptions, type Effect, type Input, type TabletConfig } from './replica-core.js';
 import { TabletState } from './tablet-state.js';
-import { VALUE_FILE_BYTES } from './value-files.js';
 import { ColdValue, type CellValue } from './wal.js';
 import type { Recovered, TabletLog, WorkerLog } from './worker-log.js';
 
@@ -88,6 +87,8 @@ export class TabletActor extends Actor<TabletMsg> {
   private flushScheduled = false;
   /** Big values appended and not yet durable: once they are (in a value file), their cells let go of the bytes. */
   private coolQueue: Array<{ lsn: number; row: string; col: string; value: Uint8Array }> = [];
+  /** Where a value lies durably in this tablet's value files, if it does (the ring holds it cold then). */
+  private readonly coldOf = (v: Uint8Array): ColdValue | null => this.workerLog.coldOf(this.id, v);
   /** The value files this tablet's catch-up ring holds cold values in start here (they stay: worker log). */
   private readonly ringFloor = (): number | null => this.core?.ringColdFloor() ?? null;
   /**
@@ -250,6 +251,7 @@ export class TabletActor extends Actor<TabletMsg> {
   /** Feeds one input to the core and carries out its effects; an install blocks the mailbox until done. */
   private feed(input: Input): void | Promise<void> {
     const effects = this.core!.handle(input, monoNow());
+    this.core!.coolRing(this.coldOf); // (after the sends of this input were built: they keep the bytes)
     return this.carryOut(effects);
   }
 
@@ -365,7 +367,6 @@ export class TabletActor extends Actor<TabletMsg> {
    * memory then holds big values only while they are being written, whatever it stores.
    */
   private coolDurable(lsn: number): void {
-    this.core?.coolRing(lsn, (v) => (v.length >= VALUE_FILE_BYTES ? this.workerLog.coldOf(this.id, v) : null));
     const state = this.core?.tablet;
     let n = 0;
     while (n < this.coolQueue.length && this.coolQueue[n]!.lsn <= lsn) {
@@ -383,8 +384,8 @@ export class TabletActor extends Actor<TabletMsg> {
   }
 
   /**
-   * Sends `req` to the tablet on `to`. Repl records the ring holds cold are read back first (a
-   * retransmission, or a batch that waited behind 16 in flight); messages keep their order meanwhile.
+   * Sends `req` to the tablet on `to`. Repl records the ring holds cold (a retransmission) are read
+   * back first; messages to that peer keep their order meanwhile.
    * One that cannot be read is dropped like a lost message: retransmitted, and a peer that stays
    * behind is dropped and catches up with a snapshot.
    */
